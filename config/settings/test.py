@@ -1,0 +1,14 @@
+"""The test suite: always PostgreSQL (embedded unless DATABASE_URL is set), never SQLite."""
+
+from .base import *
+from .base import env
+
+DEBUG = False
+SECRET_KEY = "test-only-not-secret"  # the suite's own value, never deployed
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; tests only
+STRIPE_SECRET_KEY = "sk_test_suite"
+STRIPE_WEBHOOK_SECRET = "whsec_test_suite"
+STRIPE_TIMEOUT_SECONDS = 5.0
+CELERY_TASK_ALWAYS_EAGER = False
+LOG_LEVEL = env("LOG_LEVEL", default="WARNING")
+LOGGING["root"]["level"] = LOG_LEVEL
