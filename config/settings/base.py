@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "rest_framework_api_key",
     "payments",
     "outbox",
     "webhooks",
@@ -132,6 +133,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "payments.api.exception_handler.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Payment orchestration API",

@@ -1,0 +1,82 @@
+"""Every API error in one shape, Stripe's: {"error": {"type", "code", "message", "param"}}."""
+
+from __future__ import annotations
+
+import logging
+
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from payments.errors import PaymentsError
+
+logger = logging.getLogger(__name__)
+
+# DRF's own exceptions, named as Stripe names them.
+_DRF_CODES = {
+    exceptions.ParseError: ("invalid_request_error", "invalid_json"),
+    exceptions.AuthenticationFailed: ("authentication_error", "invalid_api_key"),
+    exceptions.NotAuthenticated: ("authentication_error", "api_key_required"),
+    exceptions.PermissionDenied: ("invalid_request_error", "permission_denied"),
+    exceptions.NotFound: ("invalid_request_error", "resource_missing"),
+    exceptions.MethodNotAllowed: ("invalid_request_error", "method_not_allowed"),
+    exceptions.NotAcceptable: ("invalid_request_error", "not_acceptable"),
+    exceptions.UnsupportedMediaType: ("invalid_request_error", "unsupported_media_type"),
+    exceptions.Throttled: ("rate_limit_error", "rate_limited"),
+}
+
+
+def error_payload(*, type: str, code: str, message: str, param: str | None = None) -> dict:
+    return {"error": {"type": type, "code": code, "message": message, "param": param}}
+
+
+def payments_error_payload(exc: PaymentsError) -> dict:
+    return error_payload(type=exc.type, code=exc.code, message=exc.message, param=exc.param)
+
+
+def _first_field_error(detail, path: str = "") -> tuple[str | None, exceptions.ErrorDetail | str]:
+    """Walk DRF's nested error detail to the first leaf: its dotted/bracketed param and message."""
+    if isinstance(detail, dict):
+        key, value = next(iter(detail.items()))
+        if key == "non_field_errors":
+            return _first_field_error(value, path)
+        return _first_field_error(value, f"{path}[{key}]" if path else str(key))
+    if isinstance(detail, list) and detail:
+        return _first_field_error(detail[0], path)
+    return (path or None), detail
+
+
+def validation_error_payload(exc: exceptions.ValidationError) -> dict:
+    param, leaf = _first_field_error(exc.detail)
+    drf_code = getattr(leaf, "code", "invalid")
+    code = "parameter_missing" if drf_code in ("required", "null", "blank") else "parameter_invalid"
+    if drf_code == "unknown_field":
+        code = "parameter_unknown"
+    message = str(leaf) if param is None else f"{param}: {leaf}"
+    return error_payload(type="invalid_request_error", code=code, message=message, param=param)
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    """Render PaymentsError and DRF exceptions in the one error shape; anything else is a logged 500."""
+    if isinstance(exc, PaymentsError):
+        response = Response(payments_error_payload(exc), status=exc.http_status)
+        if getattr(exc, "retry_after_seconds", None):
+            response["Retry-After"] = str(exc.retry_after_seconds)
+        return response
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None  # unanticipated: Django logs it and answers 500
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = validation_error_payload(exc)
+        return response
+    type_, code = next(
+        (pair for cls, pair in _DRF_CODES.items() if isinstance(exc, cls)),
+        (
+            "api_error"
+            if response.status_code >= status.HTTP_500_INTERNAL_SERVER_ERROR
+            else "invalid_request_error",
+            getattr(exc, "default_code", "error"),
+        ),
+    )
+    response.data = error_payload(type=type_, code=code, message=str(getattr(exc, "detail", exc)))
+    return response

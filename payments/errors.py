@@ -1,0 +1,82 @@
+"""Typed errors of the payments domain. The API renders them as {"error": {type, code, message, param}}."""
+
+from __future__ import annotations
+
+
+class PaymentsError(Exception):
+    """An anticipated failure with a stable, machine-readable code; other apps subclass it."""
+
+    code = "payments_error"
+    http_status = 400
+    type = "invalid_request_error"
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class PaymentNotFound(PaymentsError):
+    code, http_status = "resource_missing", 404
+
+
+class RefundNotFound(PaymentsError):
+    code, http_status = "resource_missing", 404
+
+
+class IllegalPaymentState(PaymentsError):
+    """The command is not allowed in the payment's current state (the state machine said no)."""
+
+    code, http_status = "payment_unexpected_state", 409
+
+
+class PaymentNotCapturable(IllegalPaymentState):
+    code = "payment_not_capturable"
+
+
+class PaymentNotCancelable(IllegalPaymentState):
+    code = "payment_not_cancelable"
+
+
+class PaymentNotRefundable(IllegalPaymentState):
+    code = "payment_not_refundable"
+
+
+class CaptureAmountTooLarge(PaymentsError):
+    code, http_status = "amount_too_large", 409
+
+
+class RefundExceedsReceived(PaymentsError):
+    """The refund would take total refunds past what the payment received."""
+
+    code, http_status = "refund_exceeds_received", 409
+
+
+class IdempotencyKeyRequired(PaymentsError):
+    code, http_status = "idempotency_key_required", 400
+    type = "idempotency_error"
+
+
+class IdempotencyKeyInvalid(PaymentsError):
+    code, http_status = "idempotency_key_invalid", 400
+    type = "idempotency_error"
+
+
+class IdempotencyKeyReused(PaymentsError):
+    code, http_status = "idempotency_key_reused", 422
+    type = "idempotency_error"
+
+
+class IdempotencyKeyInUse(PaymentsError):
+    code, http_status = "idempotency_key_in_use", 409
+    type = "idempotency_error"
+    retry_after_seconds = 1
+
+
+class RateLimited(PaymentsError):
+    code, http_status = "rate_limited", 429
+    type = "rate_limit_error"
+
+    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds

@@ -1,0 +1,7 @@
+"""The payments app's models, in modules by entity and re-exported here."""
+
+from payments.models.clients import ApiClient, ApiKey
+from payments.models.idempotency import IdempotencyKey
+from payments.models.payment import Payment, PaymentEvent, Refund
+
+__all__ = ["ApiClient", "ApiKey", "IdempotencyKey", "Payment", "PaymentEvent", "Refund"]
