@@ -25,3 +25,24 @@ def pytest_terminal_summary(terminalreporter) -> None:
             f"FAILED: {len(_skipped)} test(s) skipped; skips are not allowed here: {', '.join(_skipped)}",
             red=True,
         )
+
+
+@pytest.fixture
+def merchant():
+    """An API client (the owner of payments and idempotency keys)."""
+    from tests.factories import ApiClientFactory
+
+    return ApiClientFactory(name="merchant")
+
+
+@pytest.fixture
+def api(merchant):
+    """A DRF test client authenticated as `merchant` with a real, hashed API key."""
+    from rest_framework.test import APIClient
+
+    from tests.factories import api_key_create
+
+    _, key = api_key_create(client=merchant)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    return client

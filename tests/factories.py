@@ -1,0 +1,50 @@
+"""factory_boy factories for the domain; tests build data through these, never by hand."""
+
+import factory
+from factory.django import DjangoModelFactory
+
+from payments.models import ApiClient, ApiKey, Payment, Refund
+
+
+class ApiClientFactory(DjangoModelFactory):
+    class Meta:
+        model = ApiClient
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"client-{n}")
+
+
+def api_key_create(*, client: ApiClient | None = None, name: str = "test key") -> tuple[ApiKey, str]:
+    """Return a stored key and its plaintext (only a hash is kept, as in production)."""
+    return ApiKey.objects.create_key(name=name, client=client or ApiClientFactory())
+
+
+class PaymentFactory(DjangoModelFactory):
+    class Meta:
+        model = Payment
+
+    client = factory.SubFactory(ApiClientFactory)
+    amount = factory.Faker("pyint", min_value=100, max_value=100_000)
+    currency = "eur"
+    payment_method = "pm_card_visa"
+    description = factory.Faker("sentence")
+
+
+def payment_with_status(status: str, **kwargs) -> Payment:
+    """Build a payment already in `status` (the FSM field is protected, so set it on the queryset)."""
+    payment = PaymentFactory(**kwargs)
+    updates = {"status": status}
+    if status == Payment.Status.SUCCEEDED:
+        updates["amount_received"] = kwargs.get("amount_received", payment.amount)
+    if status == Payment.Status.REQUIRES_CAPTURE:
+        updates["amount_capturable"] = kwargs.get("amount_capturable", payment.amount)
+    Payment.objects.filter(pk=payment.pk).update(**updates)
+    return Payment.objects.get(pk=payment.pk)
+
+
+class RefundFactory(DjangoModelFactory):
+    class Meta:
+        model = Refund
+
+    payment = factory.SubFactory(PaymentFactory)
+    amount = factory.LazyAttribute(lambda refund: refund.payment.amount_received or 1)
