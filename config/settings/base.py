@@ -87,6 +87,10 @@ DATABASES = {"default": env.db("DATABASE_URL", default=paths.local_database_url(
 DATABASES["default"]["ATOMIC_REQUESTS"] = False  # services own their transactions
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A request that hangs inside a transaction must not hold row locks (or an idempotency key) forever.
+DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+    f"-c idle_in_transaction_session_timeout={env.int('DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS', default=60_000)}"
+)
 
 # REDIS ----------------------------------------------------------------------------------------
 # One Redis: Celery's broker and the store shared by every worker (rate limits).
@@ -157,3 +161,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# IDEMPOTENCY ----------------------------------------------------------------------------------
+# How long a client's Idempotency-Key is remembered (Stripe: 24 hours).
+IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
+# How long a request waits for another one holding the same key before answering 409.
+IDEMPOTENCY_LOCK_TIMEOUT_MS = env.int("IDEMPOTENCY_LOCK_TIMEOUT_MS", default=200)
+# Ordinary row-lock waits (a payment locked by a concurrent refund) give up after this.
+DATABASE_LOCK_TIMEOUT_MS = env.int("DATABASE_LOCK_TIMEOUT_MS", default=10_000)

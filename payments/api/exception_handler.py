@@ -72,9 +72,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     type_, code = next(
         (pair for cls, pair in _DRF_CODES.items() if isinstance(exc, cls)),
         (
-            "api_error"
-            if response.status_code >= status.HTTP_500_INTERNAL_SERVER_ERROR
-            else "invalid_request_error",
+            "api_error" if response.status_code >= status.HTTP_500_INTERNAL_SERVER_ERROR else "invalid_request_error",
             getattr(exc, "default_code", "error"),
         ),
     )

@@ -1,0 +1,94 @@
+"""Strict input fields: JSON types are checked, not coerced ("100", 100.0 and true are not amounts)."""
+
+from __future__ import annotations
+
+import re
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from payments.currencies import ISO_4217_CURRENCIES
+
+
+class StrictIntegerField(serializers.IntegerField):
+    default_error_messages = {"not_integer": "Must be a JSON integer (not a string, float or boolean)."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, int) or isinstance(data, bool):
+            self.fail("not_integer")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(serializers.CharField):
+    default_error_messages = {"not_string": "Must be a JSON string."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_string")
+        return super().to_internal_value(data)
+
+
+class CurrencyField(StrictCharField):
+    default_error_messages = {"not_currency": "Must be a lower-case ISO 4217 currency code, e.g. 'eur'."}
+
+    def __init__(self, **kwargs):
+        super().__init__(min_length=3, max_length=3, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if value not in ISO_4217_CURRENCIES:
+            self.fail("not_currency")
+        return value
+
+
+# Stripe-style bounds: https://docs.stripe.com/api/metadata
+METADATA_MAX_KEYS = 50
+METADATA_KEY_MAX_LENGTH = 40
+METADATA_VALUE_MAX_LENGTH = 500
+_METADATA_KEY = re.compile(r"^[^\[\]]+$")  # brackets would be ambiguous in form-encoded provider calls
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "maxProperties": METADATA_MAX_KEYS,
+        "additionalProperties": {"type": "string", "maxLength": METADATA_VALUE_MAX_LENGTH},
+    }
+)
+class MetadataField(serializers.Field):
+    default_error_messages = {
+        "not_object": "Must be a JSON object of string keys to string values.",
+        "too_many": f"At most {METADATA_MAX_KEYS} keys are allowed.",
+        "bad_key": f"Keys must be 1 to {METADATA_KEY_MAX_LENGTH} characters, without square brackets.",
+        "bad_value": f"Values must be strings of at most {METADATA_VALUE_MAX_LENGTH} characters.",
+    }
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            self.fail("not_object")
+        if len(data) > METADATA_MAX_KEYS:
+            self.fail("too_many")
+        for key, value in data.items():
+            if not (1 <= len(key) <= METADATA_KEY_MAX_LENGTH) or not _METADATA_KEY.match(key):
+                self.fail("bad_key")
+            if not isinstance(value, str) or len(value) > METADATA_VALUE_MAX_LENGTH:
+                self.fail("bad_value")
+        return dict(data)
+
+    def to_representation(self, value):
+        return value
+
+
+class StrictInputSerializer(serializers.Serializer):
+    """An input serializer that refuses unknown fields instead of silently ignoring a typo."""
+
+    default_error_messages = {"unknown_field": "Unknown parameter."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {unknown[0]: [serializers.ErrorDetail("Received unknown parameter.", code="unknown_field")]}
+                )
+        return super().to_internal_value(data)

@@ -1,0 +1,128 @@
+"""Shapes of the public API: strict inputs, and the payment and refund objects clients rely on."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from payments.api.fields import (
+    CurrencyField,
+    MetadataField,
+    StrictCharField,
+    StrictInputSerializer,
+    StrictIntegerField,
+)
+from payments.models import Payment, Refund
+from payments.models.payment import CUSTOMER_REFERENCE_MAX_LENGTH, DESCRIPTION_MAX_LENGTH, MAX_AMOUNT
+
+PUBLIC_STATUSES = sorted(set(Payment.PUBLIC_STATUS.values()))
+
+
+class PaymentCreateInputSerializer(StrictInputSerializer):
+    amount = StrictIntegerField(min_value=1, max_value=MAX_AMOUNT, help_text="Minor units (cents).")
+    currency = CurrencyField(help_text="ISO 4217, lower case.")
+    payment_method = StrictCharField(max_length=255, help_text="The provider's id, e.g. pm_card_visa.")
+    capture_method = serializers.ChoiceField(choices=Payment.CaptureMethod.values, default="automatic")
+    description = StrictCharField(max_length=DESCRIPTION_MAX_LENGTH, required=False, allow_blank=True)
+    customer_reference = StrictCharField(max_length=CUSTOMER_REFERENCE_MAX_LENGTH, required=False, allow_blank=True)
+    metadata = MetadataField(required=False, help_text="Up to 50 string keys (40 chars) to string values (500).")
+
+
+class PaymentCaptureInputSerializer(StrictInputSerializer):
+    amount = StrictIntegerField(
+        min_value=1,
+        max_value=MAX_AMOUNT,
+        required=False,
+        help_text="Defaults to the whole authorized amount.",
+    )
+
+
+class PaymentCancelInputSerializer(StrictInputSerializer):
+    pass
+
+
+class RefundCreateInputSerializer(StrictInputSerializer):
+    amount = StrictIntegerField(
+        min_value=1, max_value=MAX_AMOUNT, required=False, help_text="Defaults to what is left to refund."
+    )
+    reason = serializers.ChoiceField(choices=Refund.Reason.values, required=False)
+
+
+class PaymentListInputSerializer(StrictInputSerializer):
+    status = serializers.ChoiceField(choices=PUBLIC_STATUSES, required=False)
+    created_gte = serializers.IntegerField(min_value=0, max_value=2**40, required=False)
+    created_lte = serializers.IntegerField(min_value=0, max_value=2**40, required=False)
+    limit = serializers.IntegerField(min_value=1, max_value=100, default=10)
+    starting_after = serializers.CharField(max_length=40, required=False)
+
+
+def _epoch(value) -> int:
+    return int(value.timestamp())
+
+
+class PaymentOutputSerializer(serializers.Serializer):
+    id = serializers.CharField(source="public_id")
+    object = serializers.SerializerMethodField()
+    status = serializers.ChoiceField(source="public_status", choices=PUBLIC_STATUSES)
+    amount = serializers.IntegerField()
+    amount_capturable = serializers.IntegerField()
+    amount_received = serializers.IntegerField()
+    amount_refunded = serializers.IntegerField()
+    currency = serializers.CharField()
+    capture_method = serializers.CharField()
+    payment_method = serializers.CharField()
+    description = serializers.CharField(allow_null=True)
+    customer_reference = serializers.CharField(allow_null=True)
+    metadata = serializers.DictField(child=serializers.CharField())
+    provider = serializers.CharField()
+    provider_payment_id = serializers.CharField(allow_null=True)
+    next_action = serializers.JSONField(allow_null=True)
+    failure_code = serializers.CharField(allow_null=True)
+    failure_message = serializers.CharField(allow_null=True)
+    created = serializers.SerializerMethodField()
+    updated = serializers.SerializerMethodField()
+
+    def get_object(self, payment: Payment) -> str:
+        return "payment"
+
+    def get_created(self, payment: Payment) -> int:
+        return _epoch(payment.created_at)
+
+    def get_updated(self, payment: Payment) -> int:
+        return _epoch(payment.updated_at)
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        for field in ("description", "customer_reference", "failure_code", "failure_message"):
+            data[field] = data[field] or None  # absent is null, as in Stripe's objects
+        return data
+
+
+class PaymentListOutputSerializer(serializers.Serializer):
+    object = serializers.CharField(default="list")
+    data = PaymentOutputSerializer(many=True)
+    has_more = serializers.BooleanField()
+    url = serializers.CharField()
+
+
+class RefundOutputSerializer(serializers.Serializer):
+    id = serializers.CharField(source="public_id")
+    object = serializers.SerializerMethodField()
+    payment = serializers.CharField(source="payment.public_id")
+    amount = serializers.IntegerField()
+    currency = serializers.CharField(source="payment.currency")
+    status = serializers.ChoiceField(source="public_status", choices=[s.lower() for s in Refund.Status.values])
+    reason = serializers.CharField(allow_null=True)
+    failure_reason = serializers.CharField(allow_null=True)
+    created = serializers.SerializerMethodField()
+
+    def get_object(self, refund: Refund) -> str:
+        return "refund"
+
+    def get_created(self, refund: Refund) -> int:
+        return _epoch(refund.created_at)
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["reason"] = data["reason"] or None
+        data["failure_reason"] = data["failure_reason"] or None
+        return data

@@ -1,0 +1,161 @@
+"""
+Client idempotency keys with Stripe's semantics (https://docs.stripe.com/api/idempotent_requests).
+
+One transaction holds the key row, the work and the stored response:
+- the first request inserts the key (unique per client) and runs; its response is stored with it;
+- a concurrent request with the same key waits on the unique index for at most
+  IDEMPOTENCY_LOCK_TIMEOUT_MS and is answered 409 `idempotency_key_in_use` with Retry-After;
+- a request that crashes rolls its key back with its work, so no lock is left behind (and
+  `idle_in_transaction_session_timeout` ends a request that hangs holding it);
+- a later request with the same key replays the stored status and body byte for byte, or is
+  422 `idempotency_key_reused` if its method, path or body differ;
+- a request that fails validation raises out of the transaction and stores nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import psycopg
+from django.conf import settings
+from django.db import OperationalError, connection, transaction
+from django.http import HttpResponse
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+
+from payments.api.exception_handler import payments_error_payload
+from payments.errors import (
+    IdempotencyKeyInUse,
+    IdempotencyKeyInvalid,
+    IdempotencyKeyRequired,
+    IdempotencyKeyReused,
+    PaymentsError,
+)
+from payments.models import ApiClient, IdempotencyKey
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+MAX_KEY_LENGTH = 255
+Handler = Callable[[], tuple[int, dict]]
+
+
+def _fingerprint(request: Request) -> str:
+    """Hash the request's method, path and canonical JSON body (key order and spacing ignored)."""
+    data = request.data or {}
+    body = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{request.method}\n{request.path}\n{body}".encode()).hexdigest()
+
+
+def _key_from(request: Request, *, required: bool) -> str | None:
+    key = request.headers.get(HEADER)
+    if key is None:
+        if required:
+            raise IdempotencyKeyRequired(f"An {HEADER} header is required for this request", param=HEADER)
+        return None
+    if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable() or not key.isascii():
+        raise IdempotencyKeyInvalid(f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable ASCII characters", param=HEADER)
+    return key
+
+
+def _render(status: int, payload: dict) -> HttpResponse:
+    return HttpResponse(JSONRenderer().render(payload), status=status, content_type="application/json")
+
+
+def _run(handler: Handler) -> tuple[int, dict]:
+    """Run the handler in a savepoint; an anticipated domain error is an answer (stored), not a rollback."""
+    try:
+        with transaction.atomic():
+            return handler()
+    except PaymentsError as exc:
+        return exc.http_status, payments_error_payload(exc)
+
+
+def _claim(*, client: ApiClient, key: str, request: Request, fingerprint: str, now: datetime) -> int | None:
+    """Insert the key row, or return None if it already exists (waiting at most the lock timeout)."""
+    expires_at = now + timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL lock_timeout = %s", [f"{settings.IDEMPOTENCY_LOCK_TIMEOUT_MS}ms"])
+        cursor.execute(
+            f"""INSERT INTO {IdempotencyKey._meta.db_table}
+                   (client_id, key, request_method, request_path, request_hash, expires_at, created_at, updated_at)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (client_id, key) DO NOTHING RETURNING id""",  # noqa: S608 - table name is ours
+            [client.pk, key, request.method, request.path[:255], fingerprint, expires_at, now, now],
+        )
+        row = cursor.fetchone()
+        # Back to the normal wait for everything the handler locks (a payment row under refund).
+        cursor.execute("SET LOCAL lock_timeout = %s", [f"{settings.DATABASE_LOCK_TIMEOUT_MS}ms"])
+    return row[0] if row else None
+
+
+def idempotent_response(
+    *, request: Request, client: ApiClient, required: bool, handler: Handler, now: datetime
+) -> HttpResponse:
+    """
+    Run `handler` at most once per (client, Idempotency-Key) and answer with its stored response.
+
+    :raises IdempotencyKeyRequired: if `required` and the header is missing
+    :raises IdempotencyKeyInvalid: if the key is empty, too long or not printable ASCII
+    :raises IdempotencyKeyReused: if the key was used for a different request
+    :raises IdempotencyKeyInUse: if a request with the key is still in flight
+    """
+    key = _key_from(request, required=required)
+    if key is None:
+        with transaction.atomic(durable=True):
+            return _render(*_run(handler))
+    fingerprint = _fingerprint(request)  # parses the body first: bad JSON stores nothing
+    try:
+        with transaction.atomic(durable=True):
+            row_id = _claim(client=client, key=key, request=request, fingerprint=fingerprint, now=now)
+            if row_id is None:
+                stored = IdempotencyKey.objects.select_for_update().get(client=client, key=key)
+                if stored.expires_at > now:
+                    return _replay(stored, request=request, fingerprint=fingerprint)
+                row_id = _recycle(stored, request=request, fingerprint=fingerprint, now=now)
+            status, payload = _run(handler)
+            response = _render(status, payload)
+            IdempotencyKey.objects.filter(pk=row_id).update(response_status=status, response_body=response.content)
+            return response
+    except OperationalError as exc:
+        if isinstance(exc.__cause__, psycopg.errors.LockNotAvailable):
+            raise IdempotencyKeyInUse(
+                f"A request with this {HEADER} is still being processed; retry later", param=HEADER
+            ) from exc
+        raise
+
+
+def _replay(stored: IdempotencyKey, *, request: Request, fingerprint: str) -> HttpResponse:
+    if (stored.request_method, stored.request_path, stored.request_hash) != (
+        request.method,
+        request.path[:255],
+        fingerprint,
+    ):
+        raise IdempotencyKeyReused(
+            f"Keys for idempotent requests can only be used with the same parameters they were first "
+            f"used with. Try using a key other than '{stored.key}' if you meant to execute a different request.",
+            param=HEADER,
+        )
+    response = HttpResponse(bytes(stored.response_body), status=stored.response_status, content_type="application/json")
+    response[REPLAYED_HEADER] = "true"
+    return response
+
+
+def _recycle(stored: IdempotencyKey, *, request: Request, fingerprint: str, now: datetime) -> int:
+    """Reuse an expired key's row for a new request (the purge task had not removed it yet)."""
+    stored.request_method = request.method
+    stored.request_path = request.path[:255]
+    stored.request_hash = fingerprint
+    stored.response_status = None
+    stored.response_body = None
+    stored.expires_at = now + timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+    stored.save()
+    return stored.pk
+
+
+def idempotency_key_purge(*, now: datetime) -> int:
+    """Delete expired keys; return how many."""
+    deleted, _ = IdempotencyKey.objects.filter(expires_at__lte=now).delete()
+    return deleted

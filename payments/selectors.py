@@ -1,0 +1,84 @@
+"""Read paths of the payments domain, always scoped to the API client that asks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import QuerySet
+
+from payments.errors import PaymentNotFound, RefundNotFound
+from payments.models import ApiClient, Payment, Refund
+
+# Public statuses that cover several internal ones (see Payment.PUBLIC_STATUS).
+_INTERNAL_STATUSES = {}
+for _internal, _public in Payment.PUBLIC_STATUS.items():
+    _INTERNAL_STATUSES.setdefault(_public, []).append(_internal)
+
+
+def payment_get(*, client: ApiClient, payment_id: str) -> Payment:
+    """
+    Return the client's payment by public id.
+
+    :raises PaymentNotFound: if it does not exist or belongs to another client (no difference shown)
+    """
+    try:
+        return Payment.objects.get(client=client, public_id=payment_id)
+    except Payment.DoesNotExist:
+        raise PaymentNotFound(f"No such payment: '{payment_id}'", param="id") from None
+
+
+def payment_get_for_update(*, client: ApiClient | None, payment_id: str) -> Payment:
+    """
+    Lock and return a payment (lock order: client, payment, refund). `client=None` is for workers/admin.
+
+    :raises PaymentNotFound: if it does not exist or belongs to another client
+    """
+    queryset = Payment.objects.select_for_update()
+    if client is not None:
+        queryset = queryset.filter(client=client)
+    try:
+        return queryset.get(public_id=payment_id)
+    except Payment.DoesNotExist:
+        raise PaymentNotFound(f"No such payment: '{payment_id}'", param="id") from None
+
+
+def payment_list(
+    *,
+    client: ApiClient,
+    status: str | None = None,
+    created_gte: datetime | None = None,
+    created_lte: datetime | None = None,
+    starting_after: str | None = None,
+    limit: int = 10,
+) -> tuple[list[Payment], bool]:
+    """
+    Return one page of the client's payments, newest first, and whether more follow.
+
+    :raises PaymentNotFound: if `starting_after` names no payment of this client
+    """
+    queryset: QuerySet[Payment] = Payment.objects.filter(client=client).order_by("-id")
+    if status is not None:
+        queryset = queryset.filter(status__in=_INTERNAL_STATUSES[status])
+    if created_gte is not None:
+        queryset = queryset.filter(created_at__gte=created_gte)
+    if created_lte is not None:
+        queryset = queryset.filter(created_at__lte=created_lte)
+    if starting_after is not None:
+        cursor = Payment.objects.filter(client=client, public_id=starting_after).values_list("id", flat=True).first()
+        if cursor is None:
+            raise PaymentNotFound(f"No such payment: '{starting_after}'", param="starting_after")
+        queryset = queryset.filter(id__lt=cursor)
+    page = list(queryset[: limit + 1])
+    return page[:limit], len(page) > limit
+
+
+def refund_get(*, client: ApiClient, refund_id: str) -> Refund:
+    """
+    Return the client's refund by public id, with its payment.
+
+    :raises RefundNotFound: if it does not exist or belongs to another client
+    """
+    try:
+        return Refund.objects.select_related("payment").get(payment__client=client, public_id=refund_id)
+    except Refund.DoesNotExist:
+        raise RefundNotFound(f"No such refund: '{refund_id}'", param="id") from None

@@ -1,0 +1,163 @@
+import pytest
+
+from outbox.models import OutboxMessage
+from payments import topics
+from payments.models import IdempotencyKey, Payment, PaymentEvent
+
+pytestmark = pytest.mark.django_db
+
+VALID = {"amount": 2000, "currency": "eur", "payment_method": "pm_card_visa"}
+
+
+def post_payment(api, body, key="key-1", **headers):
+    extra = {"HTTP_IDEMPOTENCY_KEY": key} if key is not None else {}
+    return api.post("/api/v1/payments", body, format="json", **extra, **headers)
+
+
+def test_create_payment_answers_202_with_a_pending_payment_object(api):
+    response = post_payment(api, {**VALID, "description": "Order 42", "metadata": {"order": "42"}})
+
+    assert response.status_code == 202
+    body = response.json()
+    assert body["id"].startswith("pay_") and len(body["id"]) == 30
+    assert body["object"] == "payment"
+    assert body["status"] == "pending"
+    assert body["amount"] == 2000
+    assert body["amount_capturable"] == body["amount_received"] == body["amount_refunded"] == 0
+    assert body["currency"] == "eur"
+    assert body["capture_method"] == "automatic"
+    assert body["payment_method"] == "pm_card_visa"
+    assert body["description"] == "Order 42"
+    assert body["customer_reference"] is None
+    assert body["metadata"] == {"order": "42"}
+    assert body["provider"] == "stripe"
+    assert body["provider_payment_id"] is None
+    assert body["next_action"] is None
+    assert body["failure_code"] is None and body["failure_message"] is None
+    assert isinstance(body["created"], int) and isinstance(body["updated"], int)
+
+
+def test_create_payment_writes_payment_event_and_outbox_row_in_one_go(api):
+    response = post_payment(api, VALID)
+
+    payment = Payment.objects.get(public_id=response.json()["id"])
+    assert payment.status == Payment.Status.PENDING
+    event = PaymentEvent.objects.get(payment=payment)
+    assert (event.type, event.source, event.to_status) == ("payment.created", "api", "PENDING")
+    assert event.actor.startswith("api_key:")
+    message = OutboxMessage.objects.get()
+    assert message.topic == topics.PAYMENT_CREATE_REQUESTED
+    assert message.payload == {"payment_id": payment.public_id}
+    assert message.sent_at is None
+
+
+def test_create_payment_with_manual_capture_keeps_the_capture_method(api):
+    response = post_payment(api, {**VALID, "capture_method": "manual"})
+
+    assert response.json()["capture_method"] == "manual"
+
+
+def test_create_payment_without_idempotency_key_is_400_and_stores_nothing(api):
+    response = post_payment(api, VALID, key=None)
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "idempotency_key_required"
+    assert not Payment.objects.exists()
+    assert not OutboxMessage.objects.exists()
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "caf\u00e9"])
+def test_create_payment_with_a_malformed_idempotency_key_is_400(api, key):
+    response = post_payment(api, VALID, key=key)
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] in ("idempotency_key_invalid", "idempotency_key_required")
+    assert not Payment.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("amount", "2000"),
+        ("amount", 20.0),
+        ("amount", 20.5),
+        ("amount", True),
+        ("amount", None),
+        ("amount", 0),
+        ("amount", -5),
+        ("amount", 10**30),
+        ("amount", 100_000_000),
+        ("amount", [1]),
+        ("currency", "EUR"),
+        ("currency", "euro"),
+        ("currency", "xyz"),
+        ("currency", 978),
+        ("payment_method", ""),
+        ("payment_method", 123),
+        ("payment_method", "x" * 256),
+        ("capture_method", "later"),
+        ("description", "d" * 1001),
+        ("description", 5),
+        ("customer_reference", "c" * 256),
+        ("metadata", "not-an-object"),
+        ("metadata", {"k": 1}),
+        ("metadata", {"k": None}),
+        ("metadata", {"k" * 41: "v"}),
+        ("metadata", {"": "v"}),
+        ("metadata", {"k": "v" * 501}),
+        ("metadata", {f"k{n}": "v" for n in range(51)}),
+        ("metadata", {"a[b]": "v"}),
+    ],
+)
+def test_create_payment_refuses_bad_field_with_400_naming_the_param_and_stores_nothing(api, field, value):
+    response = post_payment(api, {**VALID, field: value})
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["param"] == field
+    assert error["code"] in ("parameter_invalid", "parameter_missing")
+    assert not Payment.objects.exists()
+    assert not IdempotencyKey.objects.exists()
+
+
+@pytest.mark.parametrize("field", ["amount", "currency", "payment_method"])
+def test_create_payment_without_a_required_field_is_400_parameter_missing(api, field):
+    body = {k: v for k, v in VALID.items() if k != field}
+
+    response = post_payment(api, body)
+
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "type": "invalid_request_error",
+        "code": "parameter_missing",
+        "message": f"{field}: This field is required.",
+        "param": field,
+    }
+
+
+def test_create_payment_refuses_unknown_fields(api):
+    response = post_payment(api, {**VALID, "amout": 5})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "parameter_unknown"
+    assert response.json()["error"]["param"] == "amout"
+
+
+def test_a_validation_failure_stores_nothing_under_the_key_so_the_client_can_fix_and_retry(api):
+    post_payment(api, {**VALID, "amount": "2000"}, key="retry-me")
+
+    response = post_payment(api, VALID, key="retry-me")
+
+    assert response.status_code == 202
+    assert "Idempotent-Replayed" not in response.headers
+    assert Payment.objects.count() == 1
+
+
+def test_create_payment_uses_a_small_fixed_number_of_queries_whatever_the_body(api, django_assert_max_num_queries):
+    big = {**VALID, "metadata": {f"k{n}": "v" * 500 for n in range(50)}, "description": "d" * 1000}
+
+    with django_assert_max_num_queries(12):
+        response = post_payment(api, big, key="big")
+
+    assert response.status_code == 202

@@ -1,0 +1,155 @@
+import threading
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from rest_framework.test import APIClient
+
+from outbox.models import OutboxMessage
+from payments import topics
+from payments.models import Payment, PaymentEvent, Refund
+from tests.factories import ApiClientFactory, RefundFactory, api_key_create, payment_with_status
+
+pytestmark = pytest.mark.django_db
+
+
+def refund(api, payment, body=None, key="r-1"):
+    return api.post(
+        f"/api/v1/payments/{payment.public_id}/refunds", body or {}, format="json", HTTP_IDEMPOTENCY_KEY=key
+    )
+
+
+def test_refund_defaults_to_what_is_left_and_answers_202_with_the_refund(api, merchant):
+    payment = payment_with_status(Payment.Status.SUCCEEDED, client=merchant, amount=3000)
+
+    response = refund(api, payment, {"reason": "requested_by_customer"})
+
+    assert response.status_code == 202
+    body = response.json()
+    assert body["id"].startswith("re_")
+    assert body == {
+        "id": body["id"],
+        "object": "refund",
+        "payment": payment.public_id,
+        "amount": 3000,
+        "currency": "eur",
+        "status": "pending",
+        "reason": "requested_by_customer",
+        "failure_reason": None,
+        "created": body["created"],
+    }
+    payment.refresh_from_db()
+    assert payment.amount_refunded == 3000
+    assert OutboxMessage.objects.get().topic == topics.REFUND_CREATE_REQUESTED
+    assert PaymentEvent.objects.get(payment=payment).type == "refund.created"
+
+
+def test_partial_refunds_add_up_to_the_amount_received(api, merchant):
+    payment = payment_with_status(Payment.Status.SUCCEEDED, client=merchant, amount=3000)
+
+    first = refund(api, payment, {"amount": 1000}, key="a")
+    rest = refund(api, payment, {}, key="b")
+
+    assert first.json()["amount"] == 1000
+    assert rest.json()["amount"] == 2000
+    payment.refresh_from_db()
+    assert payment.amount_refunded == 3000
+
+
+def test_refund_of_more_than_received_is_409_and_changes_nothing(api, merchant):
+    payment = payment_with_status(Payment.Status.SUCCEEDED, client=merchant, amount=3000)
+
+    response = refund(api, payment, {"amount": 3001})
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "refund_exceeds_received"
+    payment.refresh_from_db()
+    assert payment.amount_refunded == 0
+    assert not Refund.objects.exists()
+
+
+def test_refund_of_a_fully_refunded_payment_is_409(api, merchant):
+    payment = payment_with_status(Payment.Status.SUCCEEDED, client=merchant, amount=3000)
+    refund(api, payment, {}, key="a")
+
+    response = refund(api, payment, {}, key="b")
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "refund_exceeds_received"
+
+
+@pytest.mark.parametrize(
+    "status", [Payment.Status.PENDING, Payment.Status.REQUIRES_CAPTURE, Payment.Status.FAILED, Payment.Status.CANCELED]
+)
+def test_refund_of_a_payment_that_did_not_succeed_is_409_payment_not_refundable(api, merchant, status):
+    payment = payment_with_status(status, client=merchant)
+
+    response = refund(api, payment)
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "payment_not_refundable"
+
+
+def test_refund_requires_an_idempotency_key(api, merchant):
+    payment = payment_with_status(Payment.Status.SUCCEEDED, client=merchant)
+
+    response = api.post(f"/api/v1/payments/{payment.public_id}/refunds", {}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "idempotency_key_required"
+
+
+@pytest.mark.parametrize("body", [{"amount": "10"}, {"amount": 0}, {"reason": "because"}, {"currency": "eur"}])
+def test_refund_refuses_bad_input_with_400(api, merchant, body):
+    payment = payment_with_status(Payment.Status.SUCCEEDED, client=merchant)
+
+    response = refund(api, payment, body)
+
+    assert response.status_code == 400
+    assert not Refund.objects.exists()
+
+
+def test_retrieve_refund_answers_200_and_hides_other_clients_refunds(api, merchant):
+    mine = RefundFactory(payment=payment_with_status(Payment.Status.SUCCEEDED, client=merchant))
+    theirs = RefundFactory(payment=payment_with_status(Payment.Status.SUCCEEDED, client=ApiClientFactory(name="o")))
+
+    assert api.get(f"/api/v1/refunds/{mine.public_id}").json()["id"] == mine.public_id
+    assert api.get(f"/api/v1/refunds/{theirs.public_id}").status_code == 404
+
+
+def test_postgres_itself_refuses_refunds_beyond_the_amount_received(merchant):
+    payment = payment_with_status(Payment.Status.SUCCEEDED, client=merchant, amount=100)
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Payment.objects.filter(pk=payment.pk).update(amount_refunded=101)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_refunds_that_would_over_refund_let_exactly_one_succeed(merchant):
+    payment = payment_with_status(Payment.Status.SUCCEEDED, client=merchant, amount=1000)
+    _, key = api_key_create(client=merchant)
+    barrier = threading.Barrier(5)
+    statuses = []
+
+    def send(n):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+        barrier.wait()
+        response = client.post(
+            f"/api/v1/payments/{payment.public_id}/refunds",
+            {"amount": 600},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY=f"concurrent-{n}",
+        )
+        statuses.append(response.status_code)
+        connection.close()
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(statuses) == [202, 409, 409, 409, 409]
+    payment.refresh_from_db()
+    assert payment.amount_refunded == 600
+    assert Refund.objects.count() == 1
