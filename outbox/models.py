@@ -21,9 +21,7 @@ class OutboxMessage(models.Model):
         ordering = ["id"]
         indexes = [
             # The relay's only query: unsent rows that are due. Sent rows never enter the index.
-            models.Index(
-                fields=["available_at", "id"], condition=Q(sent_at__isnull=True), name="outbox_unsent_due"
-            ),
+            models.Index(fields=["available_at", "id"], condition=Q(sent_at__isnull=True), name="outbox_unsent_due"),
         ]
 
     def __str__(self) -> str:

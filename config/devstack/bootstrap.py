@@ -34,9 +34,7 @@ def wait(*, migrated: bool) -> int:
     deadline = time.monotonic() + WAIT_SECONDS
     while True:
         problems = [
-            name
-            for name, check in (("database", check_database), ("redis", check_redis))
-            if check() is not None
+            name for name, check in (("database", check_database), ("redis", check_redis)) if check() is not None
         ]
         if not problems and migrated:
             problems = ["migrations"] if _pending_migrations() else []

@@ -9,6 +9,4 @@ from .base import env
 
 DEBUG = env.bool("DEBUG", default=True)
 # Generated once into .data/dev-secrets.json: no secret default in code, nothing to set by hand.
-SECRET_KEY = env("SECRET_KEY", default=None) or paths.dev_secret(
-    "SECRET_KEY", lambda: secrets.token_urlsafe(50)
-)
+SECRET_KEY = env("SECRET_KEY", default=None) or paths.dev_secret("SECRET_KEY", lambda: secrets.token_urlsafe(50))

@@ -24,9 +24,7 @@ STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET")
 # A test key in production means real orders go unpaid; allow it only on purpose (a staging box).
 STRIPE_ALLOW_TEST_KEYS = env.bool("STRIPE_ALLOW_TEST_KEYS", default=False)
 if STRIPE_SECRET_KEY.startswith(("sk_test_", "rk_test_")) and not STRIPE_ALLOW_TEST_KEYS:
-    raise ImproperlyConfigured(
-        "a Stripe test key is configured in production; set STRIPE_ALLOW_TEST_KEYS=true"
-    )
+    raise ImproperlyConfigured("a Stripe test key is configured in production; set STRIPE_ALLOW_TEST_KEYS=true")
 
 # https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -22,9 +22,7 @@ class IdempotencyKey(BaseModel):
     expires_at = models.DateTimeField(db_index=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["client", "key"], name="idempotency_key_unique_per_client")
-        ]
+        constraints = [models.UniqueConstraint(fields=["client", "key"], name="idempotency_key_unique_per_client")]
 
     def __str__(self) -> str:
         return self.key

@@ -55,9 +55,7 @@ class Payment(fsm.ConcurrentTransitionMixin, BaseModel):
     amount_received = models.BigIntegerField(default=0)
     amount_refunded = models.BigIntegerField(default=0)  # pending + succeeded refunds, as Stripe counts
     amount_to_capture = models.BigIntegerField(null=True, blank=True)
-    capture_method = models.CharField(
-        max_length=16, choices=CaptureMethod.choices, default=CaptureMethod.AUTOMATIC
-    )
+    capture_method = models.CharField(max_length=16, choices=CaptureMethod.choices, default=CaptureMethod.AUTOMATIC)
     payment_method = models.CharField(max_length=255)
     description = models.TextField(max_length=DESCRIPTION_MAX_LENGTH, blank=True, default="")
     customer_reference = models.CharField(max_length=CUSTOMER_REFERENCE_MAX_LENGTH, blank=True, default="")
@@ -75,12 +73,8 @@ class Payment(fsm.ConcurrentTransitionMixin, BaseModel):
         ordering = ["-id"]
         indexes = [models.Index(fields=["client", "-id"], name="payment_client_recent")]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(amount__gt=0, amount__lte=MAX_AMOUNT), name="payment_amount_bounded"
-            ),
-            models.CheckConstraint(
-                condition=Q(currency__regex=r"^[a-z]{3}$"), name="payment_currency_iso_lower"
-            ),
+            models.CheckConstraint(condition=Q(amount__gt=0, amount__lte=MAX_AMOUNT), name="payment_amount_bounded"),
+            models.CheckConstraint(condition=Q(currency__regex=r"^[a-z]{3}$"), name="payment_currency_iso_lower"),
             models.CheckConstraint(
                 condition=Q(amount_capturable__gte=0, amount_capturable__lte=F("amount")),
                 name="payment_amount_capturable_bounded",

@@ -1,0 +1,1 @@
+from payments.admin import payments  # noqa: F401
