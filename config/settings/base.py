@@ -7,6 +7,7 @@ local.py, test.py and production.py only override. Every variable is listed in R
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 from config.devstack import paths
 
@@ -117,7 +118,13 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # The one beat schedule. Each entry names its cadence; https://crontab.guru explains crontab ones.
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE = {
+    # https://crontab.guru/#17_*_*_*_* : hourly, off the top of the hour when everyone else runs
+    "payments.idempotency_key_purge": {
+        "task": "payments.idempotency_key_purge",
+        "schedule": crontab(minute="17"),
+    },
+}
 
 # STRIPE ---------------------------------------------------------------------------------------
 # https://docs.stripe.com/keys

@@ -1,0 +1,154 @@
+"""The dev stack behind `make run`: embedded servers, one instance at a time, nothing left behind."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+from config.devstack import paths
+from config.devstack.locks import OwnerLock
+
+SERVICE_VARIABLES = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "CELERY_BROKER_URL",
+    "DJANGO_SETTINGS_MODULE",
+    "STRIPE_API_BASE",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "EMBEDDED_REDIS_PORT",
+    "PORT",
+    "SANDBOX_PORT",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stack_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key not in SERVICE_VARIABLES}
+    return {**env, "DATA_DIR": str(data_dir), **extra}
+
+
+def run_devstack(*args: str, env: dict, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "config.devstack", *args],
+        cwd=paths.BASE_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
+
+
+def get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback URL built here
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0
+
+
+def processes_using(data_dir: Path) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline", "environ"]):
+        try:
+            cmdline = " ".join(process.info["cmdline"] or [])
+            environ = process.info["environ"] or {}
+        except (psutil.Error, TypeError):
+            continue
+        if str(data_dir) in cmdline or environ.get("DATA_DIR") == str(data_dir):
+            found.append(process)
+    return found
+
+
+def test_socket_dir_falls_back_to_a_short_path_when_the_checkout_is_too_deep(monkeypatch):
+    monkeypatch.setattr(paths, "RUN_DIR", Path("/" + "deep/" * 30) / "run")
+
+    socket_dir = paths.pg_socket_dir()
+
+    assert len(str(socket_dir / ".s.PGSQL.5432.lock")) <= 107
+    assert socket_dir.name.startswith("payorch-")
+
+
+def test_run_refuses_to_start_twice_and_changes_nothing(tmp_path):
+    lock = OwnerLock(tmp_path / "run" / "stack.lock")
+    assert lock.acquire()
+    try:
+        second = run_devstack("run", env=stack_env(tmp_path))
+        output, _ = second.communicate(timeout=60)
+    finally:
+        lock.release()
+
+    assert second.returncode == 1
+    assert f"already up (pid {os.getpid()})" in output
+    assert not (tmp_path / "postgres").exists()
+
+
+def test_run_says_clearly_when_the_web_port_is_taken(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = run_devstack("run", env=stack_env(tmp_path, PORT=str(port), STRIPE_SECRET_KEY="sk_test_x"))
+        output, _ = process.communicate(timeout=60)
+
+    assert process.returncode == 1
+    assert f"port {port} for PORT is taken" in output
+
+
+def test_make_run_serves_readyz_and_stops_cleanly_with_nothing_left_running(tmp_path):
+    data_dir = tmp_path / "data"
+    web_port, sandbox_port = free_port(), free_port()
+    env = stack_env(data_dir, PORT=str(web_port), SANDBOX_PORT=str(sandbox_port), STRIPE_SECRET_KEY="sk_test_x")
+    stack = run_devstack("run", env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 150
+        while get(f"http://127.0.0.1:{web_port}/readyz") != 200:
+            assert stack.poll() is None, stack.stdout.read()
+            assert time.monotonic() < deadline, "readyz did not answer 200 in time"
+            time.sleep(0.5)
+
+        second = run_devstack("run", env=env)
+        second_output, _ = second.communicate(timeout=60)
+        shell = subprocess.run(
+            [
+                sys.executable,
+                "manage.py",
+                "shell",
+                "--no-imports",
+                "-c",
+                "from django.db import connection; connection.ensure_connection(); print(connection.connection.info.host);"
+                "from django.contrib.auth.models import User; print(User.objects.filter(username='admin').count())",
+            ],
+            cwd=paths.BASE_DIR,
+            env=stack_env(data_dir),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        if stack.poll() is None:
+            os.killpg(stack.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        output, _ = stack.communicate(timeout=90)
+
+    assert second.returncode == 1 and "already up" in second_output
+    assert shell.returncode == 0, shell.stderr
+    assert shell.stdout.split() == [str(data_dir / "run" / "pg"), "1"]
+    assert "stopped; nothing left running" in output
+    assert get(f"http://127.0.0.1:{web_port}/healthz") == 0
+    assert processes_using(data_dir) == []
+    assert not (data_dir / "postgres" / "postmaster.pid").exists()

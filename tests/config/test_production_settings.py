@@ -1,0 +1,73 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+from config.devstack import paths
+
+GOOD = {
+    "DJANGO_SETTINGS_MODULE": "config.settings.production",
+    "SECRET_KEY": "p" * 50,
+    "DATABASE_URL": "postgres://app@db.internal/payments",
+    "REDIS_URL": "redis://redis.internal:6379/0",
+    "STRIPE_SECRET_KEY": "sk_live_123",
+    "STRIPE_WEBHOOK_SECRET": "whsec_123",
+}
+
+
+def load_production_settings(**overrides: str | None) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key not in GOOD and key != "DEBUG"}
+    env.update({key: value for key, value in {**GOOD, **overrides}.items() if value is not None})
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)",
+        ],
+        env=env,
+        cwd=paths.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_production_settings_load_with_every_required_value():
+    result = load_production_settings()
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "complaint"),
+    [
+        ({"SECRET_KEY": None}, "SECRET_KEY must be set"),
+        ({"SECRET_KEY": "short"}, "SECRET_KEY must be set"),
+        ({"DEBUG": "true"}, "DEBUG must be off"),
+        ({"DATABASE_URL": None}, "DATABASE_URL"),
+        ({"REDIS_URL": None}, "REDIS_URL"),
+        ({"STRIPE_SECRET_KEY": None}, "STRIPE_SECRET_KEY"),
+        ({"STRIPE_WEBHOOK_SECRET": None}, "STRIPE_WEBHOOK_SECRET"),
+        ({"STRIPE_SECRET_KEY": "sk_test_abc"}, "Stripe test key"),
+    ],
+)
+def test_production_refuses_to_start_with_an_unsafe_or_missing_value(overrides, complaint):
+    result = load_production_settings(**overrides)
+
+    assert result.returncode != 0
+    assert complaint in result.stderr
+
+
+def test_production_accepts_a_test_key_only_when_allowed_on_purpose():
+    result = load_production_settings(STRIPE_SECRET_KEY="sk_test_abc", STRIPE_ALLOW_TEST_KEYS="true")
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_base_settings_pin_the_stripe_api_version_and_keep_requests_non_atomic(settings):
+    assert settings.STRIPE_API_VERSION == "2026-10-28.endive"
+    assert settings.DATABASES["default"]["ATOMIC_REQUESTS"] is False
+    assert settings.DEFAULT_AUTO_FIELD == "django.db.models.BigAutoField"
+    assert settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
