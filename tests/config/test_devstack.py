@@ -131,7 +131,8 @@ def test_make_run_serves_readyz_and_stops_cleanly_with_nothing_left_running(tmp_
                 "shell",
                 "--no-imports",
                 "-c",
-                "from django.db import connection; connection.ensure_connection(); print(connection.connection.info.host);"
+                "from django.db import connection; connection.ensure_connection();"
+                "print(connection.connection.info.host);"
                 "from django.contrib.auth.models import User; print(User.objects.filter(username='admin').count())",
             ],
             cwd=paths.BASE_DIR,
