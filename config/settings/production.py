@@ -3,7 +3,7 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *
-from .base import env
+from .base import BASE_DIR, env
 
 DEBUG = env.bool("DEBUG", default=False)
 if DEBUG:
@@ -25,6 +25,13 @@ STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET")
 STRIPE_ALLOW_TEST_KEYS = env.bool("STRIPE_ALLOW_TEST_KEYS", default=False)
 if STRIPE_SECRET_KEY.startswith(("sk_test_", "rk_test_")) and not STRIPE_ALLOW_TEST_KEYS:
     raise ImproperlyConfigured("a Stripe test key is configured in production; set STRIPE_ALLOW_TEST_KEYS=true")
+
+STATIC_ROOT = BASE_DIR / "staticfiles"  # filled by collectstatic in the Dockerfile
+WHITENOISE_USE_FINDERS = False
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 
 # https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
