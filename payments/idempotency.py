@@ -65,10 +65,13 @@ def _render(status: int, payload: dict) -> HttpResponse:
 
 
 def _run(handler: Handler) -> tuple[int, dict]:
-    """Run the handler in a savepoint; an anticipated domain error is an answer (stored), not a rollback."""
+    """Run the handler; an anticipated domain error is an answer (stored with the key), not a rollback.
+
+    Services write inside their own `atomic()` (a savepoint here), so a PaymentsError leaves the
+    transaction clean; anything unanticipated propagates and rolls the key back with the work.
+    """
     try:
-        with transaction.atomic():
-            return handler()
+        return handler()
     except PaymentsError as exc:
         return exc.http_status, payments_error_payload(exc)
 

@@ -17,8 +17,13 @@ def main(argv: list[str] | None = None) -> int:
     wait_parser = commands.add_parser("wait", help="wait for the database and Redis")
     wait_parser.add_argument("--migrated", action="store_true", help="also wait for migrations")
     commands.add_parser("prepare", help="wait, migrate, create the admin, print the URLs")
+    commands.add_parser("demo", help="Procfile entry: one checkout through the API, followed")
     args = parser.parse_args(argv)
 
+    if args.command == "demo":
+        from config.devstack import demo
+
+        return demo.run()
     if args.command in ("wait", "prepare"):
         from config.devstack import bootstrap
 

@@ -97,6 +97,8 @@ def _stack_environment() -> tuple[dict[str, str], list[str]]:
         env["SANDBOX_WEBHOOK_URL"] = f"http://127.0.0.1:{web_port}/webhooks/stripe"
         env["SANDBOX_WEBHOOK_SECRET"] = env["STRIPE_WEBHOOK_SECRET"]
     names += ["web", "worker", "beat", "relay"]
+    if "sandbox" in names:
+        names.append("demo")  # a demo checkout only against the sandbox, never a real provider
     return env, names
 
 

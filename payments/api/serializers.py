@@ -126,3 +126,19 @@ class RefundOutputSerializer(serializers.Serializer):
         data["reason"] = data["reason"] or None
         data["failure_reason"] = data["failure_reason"] or None
         return data
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    type = serializers.CharField(help_text="invalid_request_error, authentication_error, idempotency_error, …")
+    code = serializers.CharField(help_text="Stable, machine-readable, e.g. payment_not_capturable.")
+    message = serializers.CharField()
+    param = serializers.CharField(allow_null=True)
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorDetailSerializer()
+
+
+def error_responses(*statuses: int) -> dict:
+    """OpenAPI responses for the error statuses an operation can answer, all in the one error shape."""
+    return {status: ErrorSerializer for status in statuses}

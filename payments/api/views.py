@@ -21,6 +21,7 @@ from payments.api.serializers import (
     PaymentOutputSerializer,
     RefundCreateInputSerializer,
     RefundOutputSerializer,
+    error_responses,
 )
 from payments.idempotency import idempotent_response
 from payments.services.payments import Actor, payment_cancel_request, payment_capture_request, payment_create
@@ -56,7 +57,7 @@ class PaymentListCreateApi(APIView):
     @extend_schema(
         operation_id="payments_create",
         request=PaymentCreateInputSerializer,
-        responses={202: PaymentOutputSerializer},
+        responses={202: PaymentOutputSerializer, **error_responses(400, 401, 409, 413, 415, 422, 429)},
         parameters=[REQUIRED_IDEMPOTENCY_HEADER],
         description="Store a payment (status pending); a worker sends it to the provider.",
     )
@@ -78,7 +79,7 @@ class PaymentListCreateApi(APIView):
             OpenApiParameter("limit", OpenApiTypes.INT, description="1 to 100, default 10."),
             OpenApiParameter("starting_after", OpenApiTypes.STR, description="A payment id: the page after it."),
         ],
-        responses={200: PaymentListOutputSerializer},
+        responses={200: PaymentListOutputSerializer, **error_responses(400, 401, 404, 429)},
     )
     def get(self, request: Request) -> Response:
         query = {key.replace("[", "_").rstrip("]"): value for key, value in request.query_params.items()}
@@ -106,7 +107,9 @@ def _datetime(epoch: int | None) -> datetime | None:
 
 
 class PaymentDetailApi(APIView):
-    @extend_schema(operation_id="payments_retrieve", responses={200: PaymentOutputSerializer})
+    @extend_schema(
+        operation_id="payments_retrieve", responses={200: PaymentOutputSerializer, **error_responses(401, 404, 429)}
+    )
     def get(self, request: Request, payment_id: str) -> Response:
         payment = selectors.payment_get(client=request.user, payment_id=payment_id)
         return Response(PaymentOutputSerializer(payment).data)
@@ -116,7 +119,7 @@ class PaymentCaptureApi(APIView):
     @extend_schema(
         operation_id="payments_capture",
         request=PaymentCaptureInputSerializer,
-        responses={202: PaymentOutputSerializer},
+        responses={202: PaymentOutputSerializer, **error_responses(400, 401, 404, 409, 413, 415, 422, 429)},
         parameters=[IDEMPOTENCY_HEADER],
         description="Ask for an authorized (requires_capture) payment to be captured, fully or partly.",
     )
@@ -140,7 +143,7 @@ class PaymentCancelApi(APIView):
     @extend_schema(
         operation_id="payments_cancel",
         request=PaymentCancelInputSerializer,
-        responses={202: PaymentOutputSerializer},
+        responses={202: PaymentOutputSerializer, **error_responses(400, 401, 404, 409, 413, 415, 422, 429)},
         parameters=[IDEMPOTENCY_HEADER],
         description="Cancel a payment that has not succeeded: at once if it was never sent, else at the provider.",
     )
@@ -158,7 +161,7 @@ class RefundCreateApi(APIView):
     @extend_schema(
         operation_id="refunds_create",
         request=RefundCreateInputSerializer,
-        responses={202: RefundOutputSerializer},
+        responses={202: RefundOutputSerializer, **error_responses(400, 401, 404, 409, 413, 415, 422, 429)},
         parameters=[REQUIRED_IDEMPOTENCY_HEADER],
         description="Refund a succeeded payment, fully (default: what is left) or partly.",
     )
@@ -180,7 +183,9 @@ class RefundCreateApi(APIView):
 
 
 class RefundDetailApi(APIView):
-    @extend_schema(operation_id="refunds_retrieve", responses={200: RefundOutputSerializer})
+    @extend_schema(
+        operation_id="refunds_retrieve", responses={200: RefundOutputSerializer, **error_responses(401, 404, 429)}
+    )
     def get(self, request: Request, refund_id: str) -> Response:
         refund = selectors.refund_get(client=request.user, refund_id=refund_id)
         return Response(RefundOutputSerializer(refund).data)

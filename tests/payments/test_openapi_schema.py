@@ -30,3 +30,25 @@ def test_api_docs_page_is_served_without_a_cdn(client):
 
     assert response.status_code == 200
     assert b"cdn.jsdelivr" not in response.content
+
+
+def schema_properties(client, component: str) -> set[str]:
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    return set(schema["components"]["schemas"][component]["properties"])
+
+
+def test_schema_payment_and_refund_objects_match_what_the_api_answers(api, client, merchant):
+    from payments.models import Payment
+    from tests.factories import RefundFactory, payment_with_status
+
+    payment = payment_with_status(Payment.Status.SUCCEEDED, client=merchant)
+    refund = RefundFactory(payment=payment)
+
+    payment_body = api.get(f"/api/v1/payments/{payment.public_id}").json()
+    refund_body = api.get(f"/api/v1/refunds/{refund.public_id}").json()
+    error_body = api.get("/api/v1/payments/pay_missing").json()
+
+    assert set(payment_body) == schema_properties(client, "PaymentOutput")
+    assert set(refund_body) == schema_properties(client, "RefundOutput")
+    assert set(error_body) == schema_properties(client, "Error")
+    assert set(error_body["error"]) == schema_properties(client, "ErrorDetail")
