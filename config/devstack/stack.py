@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from config import celery
 from config.devstack import paths, postgres, redis
 from config.devstack.locks import OwnerLock
 
@@ -157,6 +158,8 @@ def exec_with_services(command: list[str]) -> int:
     Servers this call started are stopped afterwards; ones already up (a `make run`) are reused.
     """
     env = dict(os.environ)
+    if not celery.SETTINGS_FROM_ENVIRONMENT:
+        env.pop("DJANGO_SETTINGS_MODULE", None)  # importing config set it; the command picks its own
     started = []
     paths.RUN_DIR.mkdir(parents=True, exist_ok=True)
     try:
