@@ -85,7 +85,16 @@ def _ensure_admin() -> str:
 
 def _extra_banner_lines(base: str) -> list[str]:
     """Lines that later parts of the stack add to the greeting (the demo API key, the sandbox)."""
-    lines = []
+    from payments.services.clients import api_key_ensure_demo
+
+    key = api_key_ensure_demo()
+    lines = [
+        f"  Demo API key  {key}",
+        f"  Try it        curl -s -X POST {base}/api/v1/payments -H 'Authorization: Bearer {key}' \\",
+        "                  -H 'Idempotency-Key: my-first-order' -H 'Content-Type: application/json' \\",
+        """                  -d '{"amount": 2000, "currency": "eur", "payment_method": "pm_card_visa"}'""",
+        "  New keys      .venv/bin/python manage.py create_api_key SHOP_NAME",
+    ]
     if os.environ.get("STRIPE_API_BASE"):
         lines.append(f"  Stripe API    {os.environ['STRIPE_API_BASE']}")
     return lines

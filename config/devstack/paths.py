@@ -59,6 +59,27 @@ def local_redis_url(db: int = 0) -> str:
     return f"redis://127.0.0.1:{local_redis_port()}/{db}"
 
 
+def _write_dev_secrets(path: Path, secrets: dict) -> None:
+    import json
+
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(secrets, indent=2))
+    tmp.chmod(0o600)
+    tmp.replace(path)
+
+
+def dev_secret_set(name: str, value: str) -> None:
+    """Replace a development secret (e.g. a demo key whose database was reset)."""
+    import fcntl
+    import json
+
+    path = DATA_DIR / "dev-secrets.json"
+    with open(DATA_DIR / ".dev-secrets.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        secrets = json.loads(path.read_text()) if path.exists() else {}
+        _write_dev_secrets(path, {**secrets, name: value})
+
+
 def dev_secret(name: str, factory) -> str:
     """Return a development-only secret kept in .data/dev-secrets.json, generating it once.
 
@@ -75,8 +96,5 @@ def dev_secret(name: str, factory) -> str:
         secrets = json.loads(path.read_text()) if path.exists() else {}
         if name not in secrets:
             secrets[name] = factory()
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(secrets, indent=2))
-            tmp.chmod(0o600)
-            tmp.replace(path)
+            _write_dev_secrets(path, secrets)
         return secrets[name]

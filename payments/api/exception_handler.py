@@ -76,5 +76,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
             getattr(exc, "default_code", "error"),
         ),
     )
+    if isinstance(exc, exceptions.AuthenticationFailed) and exc.default_code != "authentication_failed":
+        code = exc.default_code  # a named reason, e.g. api_key_revoked
     response.data = error_payload(type=type_, code=code, message=str(getattr(exc, "detail", exc)))
     return response

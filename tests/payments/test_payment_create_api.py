@@ -154,10 +154,14 @@ def test_a_validation_failure_stores_nothing_under_the_key_so_the_client_can_fix
     assert Payment.objects.count() == 1
 
 
-def test_create_payment_uses_a_small_fixed_number_of_queries_whatever_the_body(api, django_assert_max_num_queries):
+def test_create_payment_uses_the_same_small_number_of_queries_whatever_the_body(api, django_assert_num_queries):
+    small = VALID
     big = {**VALID, "metadata": {f"k{n}": "v" * 500 for n in range(50)}, "description": "d" * 1000}
+    api.get("/api/v1/payments/pay_warm")  # records the key's last use, which is written once a minute
 
-    with django_assert_max_num_queries(12):
-        response = post_payment(api, big, key="big")
-
-    assert response.status_code == 202
+    # The key lookup; the transaction (a savepoint in tests); lock timeout, key insert, timeout reset;
+    # the service's savepoint with payment, event and outbox inserts; the stored response.
+    for key, body in (("small", small), ("big", big)):
+        with django_assert_num_queries(12):
+            response = post_payment(api, body, key=key)
+        assert response.status_code == 202
