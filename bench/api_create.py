@@ -16,7 +16,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
 
 import django
+from django.conf import settings
 
+# A database of its own: benchmark rows must never leak into the test suite's reused database.
+settings.DATABASES["default"]["TEST"] = {"NAME": "bench_payments"}
 django.setup()
 
 import psycopg  # noqa: E402

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from django.db.models import QuerySet
 
 from payments.errors import PaymentNotFound, RefundNotFound
 from payments.models import ApiClient, Payment, Refund
+
+# `<prefix>_` + a ULID in Crockford base32: anything else cannot exist, so it is not even looked up
+# (and a NUL byte in a URL never reaches PostgreSQL, which would refuse it).
+_PUBLIC_ID = re.compile(r"^(pay|re)_[0-9A-HJKMNP-TV-Z]{26}$")
+
+
+def _well_formed(public_id: str, prefix: str) -> bool:
+    return bool(_PUBLIC_ID.match(public_id)) and public_id.startswith(f"{prefix}_")
+
 
 # Public statuses that cover several internal ones (see Payment.PUBLIC_STATUS).
 _INTERNAL_STATUSES = {}
@@ -21,6 +31,8 @@ def payment_get(*, client: ApiClient, payment_id: str) -> Payment:
 
     :raises PaymentNotFound: if it does not exist or belongs to another client (no difference shown)
     """
+    if not _well_formed(payment_id, "pay"):
+        raise PaymentNotFound(f"No such payment: '{payment_id[:40]}'", param="id")
     try:
         return Payment.objects.get(client=client, public_id=payment_id)
     except Payment.DoesNotExist:
@@ -33,6 +45,8 @@ def payment_get_for_update(*, client: ApiClient | None, payment_id: str) -> Paym
 
     :raises PaymentNotFound: if it does not exist or belongs to another client
     """
+    if not _well_formed(payment_id, "pay"):
+        raise PaymentNotFound(f"No such payment: '{payment_id[:40]}'", param="id")
     queryset = Payment.objects.select_for_update()
     if client is not None:
         queryset = queryset.filter(client=client)
@@ -64,6 +78,8 @@ def payment_list(
     if created_lte is not None:
         queryset = queryset.filter(created_at__lte=created_lte)
     if starting_after is not None:
+        if not _well_formed(starting_after, "pay"):
+            raise PaymentNotFound(f"No such payment: '{starting_after[:40]}'", param="starting_after")
         cursor = Payment.objects.filter(client=client, public_id=starting_after).values_list("id", flat=True).first()
         if cursor is None:
             raise PaymentNotFound(f"No such payment: '{starting_after}'", param="starting_after")
@@ -78,6 +94,8 @@ def refund_get(*, client: ApiClient, refund_id: str) -> Refund:
 
     :raises RefundNotFound: if it does not exist or belongs to another client
     """
+    if not _well_formed(refund_id, "re"):
+        raise RefundNotFound(f"No such refund: '{refund_id[:40]}'", param="id")
     try:
         return Refund.objects.select_related("payment").get(payment__client=client, public_id=refund_id)
     except Refund.DoesNotExist:

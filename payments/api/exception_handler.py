@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from django.core.exceptions import RequestDataTooBig
+from django.http import JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -58,6 +60,13 @@ def validation_error_payload(exc: exceptions.ValidationError) -> dict:
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     """Render PaymentsError and DRF exceptions in the one error shape; anything else is a logged 500."""
+    if isinstance(exc, RequestDataTooBig):
+        payload = error_payload(
+            type="invalid_request_error",
+            code="request_too_large",
+            message="The request body is larger than this API accepts.",
+        )
+        return Response(payload, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, PaymentsError):
         response = Response(payments_error_payload(exc), status=exc.http_status)
         if getattr(exc, "retry_after_seconds", None):
@@ -80,3 +89,37 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         code = exc.default_code  # a named reason, e.g. api_key_revoked
     response.data = error_payload(type=type_, code=code, message=str(getattr(exc, "detail", exc)))
     return response
+
+
+def _api_or_django(request, django_view, *, status_code: int, code: str, message: str, **kwargs):
+    if request.path.startswith("/api/"):
+        type_ = "api_error" if status_code >= status.HTTP_500_INTERNAL_SERVER_ERROR else "invalid_request_error"
+        return JsonResponse(error_payload(type=type_, code=code, message=message), status=status_code)
+    return django_view(request, **kwargs)
+
+
+def not_found(request, exception=None):
+    """handler404: JSON in the error shape under /api/, Django's page elsewhere."""
+    from django.views.defaults import page_not_found
+
+    return _api_or_django(
+        request,
+        page_not_found,
+        status_code=404,
+        code="resource_missing",
+        message=f"Unrecognized request URL ({request.method}: {request.path}).",
+        exception=exception,
+    )
+
+
+def server_error(request):
+    """handler500: JSON in the error shape under /api/ (the error itself is logged by Django)."""
+    from django.views.defaults import server_error as django_server_error
+
+    return _api_or_django(
+        request,
+        django_server_error,
+        status_code=500,
+        code="internal_error",
+        message="An unexpected error occurred; it has been logged.",
+    )

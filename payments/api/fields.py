@@ -45,7 +45,7 @@ class CurrencyField(StrictCharField):
 METADATA_MAX_KEYS = 50
 METADATA_KEY_MAX_LENGTH = 40
 METADATA_VALUE_MAX_LENGTH = 500
-_METADATA_KEY = re.compile(r"^[^\[\]]+$")  # brackets would be ambiguous in form-encoded provider calls
+_METADATA_KEY = re.compile(r"^[^\[\]\x00]+$")  # brackets would be ambiguous in form-encoded provider calls
 
 
 @extend_schema_field(
@@ -71,7 +71,7 @@ class MetadataField(serializers.Field):
         for key, value in data.items():
             if not (1 <= len(key) <= METADATA_KEY_MAX_LENGTH) or not _METADATA_KEY.match(key):
                 self.fail("bad_key")
-            if not isinstance(value, str) or len(value) > METADATA_VALUE_MAX_LENGTH:
+            if not isinstance(value, str) or len(value) > METADATA_VALUE_MAX_LENGTH or "\x00" in value:
                 self.fail("bad_value")
         return dict(data)
 
