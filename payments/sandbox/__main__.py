@@ -1,0 +1,5 @@
+import sys
+
+from payments.sandbox.cli import main
+
+sys.exit(main())

@@ -1,0 +1,70 @@
+"""Command line of the sandbox, shared by `python -m payments.sandbox` and `manage.py stripe_sandbox`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from payments.sandbox.faults import parse_spec
+from payments.sandbox.server import SandboxServer, serve
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    env = os.environ.get
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(env("SANDBOX_PORT") or 12111))
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=int(env("SANDBOX_SEED")) if env("SANDBOX_SEED") else None,
+        help="makes probabilistic faults repeat (env SANDBOX_SEED)",
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="e.g. http_503:p=0.2:path=/v1/payment_intents or timeout_after_commit:count=1 "
+        "(repeatable; env SANDBOX_FAULTS takes a JSON list)",
+    )
+    parser.add_argument(
+        "--webhook-url",
+        default=env("SANDBOX_WEBHOOK_URL"),
+        help="register this endpoint at start (env SANDBOX_WEBHOOK_URL)",
+    )
+    parser.add_argument(
+        "--webhook-secret",
+        default=env("SANDBOX_WEBHOOK_SECRET"),
+        help="its whsec_ signing secret (env SANDBOX_WEBHOOK_SECRET); generated if absent",
+    )
+    parser.add_argument(
+        "--async-settle-seconds", type=float, default=2.0, help="how long pm_sandbox_async payments stay processing"
+    )
+    parser.add_argument("--webhook-retry-base-seconds", type=float, default=1.0)
+    parser.add_argument("--webhook-max-attempts", type=int, default=8)
+
+
+def build(options: argparse.Namespace | dict) -> SandboxServer:
+    options = vars(options) if isinstance(options, argparse.Namespace) else options
+    faults = json.loads(os.environ.get("SANDBOX_FAULTS") or "[]") + [parse_spec(s) for s in options["fault"]]
+    server = SandboxServer(
+        host=options["host"],
+        port=options["port"],
+        seed=options["seed"],
+        faults=faults,
+        async_settle_seconds=options["async_settle_seconds"],
+        webhook_retry_base_seconds=options["webhook_retry_base_seconds"],
+        webhook_max_attempts=options["webhook_max_attempts"],
+    )
+    if options.get("webhook_url"):
+        endpoint = server.register_webhook(options["webhook_url"], secret=options.get("webhook_secret"))
+        print(f"webhooks -> {endpoint['url']} ({endpoint['id']})", flush=True)
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m payments.sandbox", description=__doc__)
+    add_arguments(parser)
+    serve(build(parser.parse_args(argv)))
+    return 0
