@@ -5,6 +5,8 @@ DATABASE_URL); a test that needs a service starts it or fails loudly, and any sk
 
 import pytest
 
+pytest_plugins = ["tests.fixtures.sandbox"]
+
 _skipped: list[str] = []
 
 

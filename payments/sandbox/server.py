@@ -156,8 +156,6 @@ class Handler(BaseHTTPRequestHandler):
     def _v1(self, method: str, path: str, name: str, path_args: dict, params: dict) -> None:
         sandbox = self.server.sandbox
         fired = {f.kind: f for f in sandbox.faults.fire(REQUEST_KINDS, method, path)}
-        if "latency" in fired:
-            time.sleep(fired["latency"].ms / 1000)
         if "connection_reset" in fired:
             self._reset_connection()
             return
@@ -178,6 +176,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, api_error(500).body)
             return
         ctx = {
+            "latency_ms": fired["latency"].ms if "latency" in fired else 0,
             "request_id": self.request_id,
             "idempotency_key": self.headers.get("Idempotency-Key"),
             "method": method,
@@ -205,6 +204,8 @@ class Handler(BaseHTTPRequestHandler):
                 return exc.status, json.dumps(exc.body, indent=2).encode(), {}
             if stored is not None:
                 return stored.status, stored.body, {"Idempotent-Replayed": "true"}
+        if ctx.get("latency_ms"):  # slow work: inside the idempotency key's in-flight window
+            time.sleep(ctx["latency_ms"] / 1000)
         try:
             status, payload = 200, getattr(self, name)(params=params, ctx=ctx, **path_args)
             body = json.dumps(public(payload), indent=2).encode()

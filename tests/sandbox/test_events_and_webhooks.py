@@ -1,0 +1,104 @@
+"""Events, and webhooks signed exactly as Stripe signs them, verified with the SDK's own code."""
+
+import json
+import time
+
+import pytest
+import stripe
+
+SECRET = "whsec_test_sandbox_secret"
+VISA = {"amount": 2000, "currency": "eur", "payment_method": "pm_card_visa", "confirm": True}
+
+
+def wait_until(predicate, timeout: float = 5.0):
+    deadline = time.monotonic() + timeout
+    while not (result := predicate()):
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+    return result
+
+
+def test_every_state_change_creates_an_event_listed_newest_first(stripe_client):
+    intent = stripe_client.v1.payment_intents.create(params=VISA, options={"idempotency_key": "ev-1"})
+
+    events = stripe_client.v1.events.list(params={"limit": 10})
+
+    assert [e.type for e in events.data] == ["payment_intent.succeeded", "charge.succeeded",
+                                             "payment_intent.created"]
+    latest = events.data[0]
+    assert latest.data.object.id == intent.id
+    assert latest.data.object.status == "succeeded"
+    assert latest.api_version == "2026-10-28.endive"
+    assert latest.request.idempotency_key == "ev-1"
+    assert stripe_client.v1.events.retrieve(latest.id).id == latest.id
+
+
+def test_events_filter_by_type_types_and_created(stripe_client):
+    stripe_client.v1.payment_intents.create(params=VISA)
+    now = int(time.time())
+
+    succeeded = stripe_client.v1.events.list(params={"type": "payment_intent.succeeded"})
+    wildcard = stripe_client.v1.events.list(params={"type": "charge.*"})
+    several = stripe_client.v1.events.list(params={"types": ["charge.succeeded", "payment_intent.created"]})
+    future = stripe_client.v1.events.list(params={"created": {"gt": now + 60}})
+
+    assert [e.type for e in succeeded.data] == ["payment_intent.succeeded"]
+    assert [e.type for e in wildcard.data] == ["charge.succeeded"]
+    assert {e.type for e in several.data} == {"charge.succeeded", "payment_intent.created"}
+    assert future.data == []
+
+
+def test_webhooks_are_signed_so_the_sdk_verifies_them(stripe_client, stripe_sandbox, webhook_receiver):
+    stripe_sandbox.register_webhook(webhook_receiver.url, secret=SECRET)
+
+    intent = stripe_client.v1.payment_intents.create(params=VISA)
+
+    deliveries = webhook_receiver.wait_for(3)
+    for delivery in deliveries:
+        event = stripe.Webhook.construct_event(delivery.body, delivery.headers["Stripe-Signature"], SECRET)
+        assert event.data.object.id in (intent.id, intent.latest_charge)
+    assert sorted(webhook_receiver.types()) == ["charge.succeeded", "payment_intent.created",
+                                                "payment_intent.succeeded"]
+
+
+def test_a_tampered_webhook_fails_verification(stripe_client, stripe_sandbox, webhook_receiver):
+    stripe_sandbox.register_webhook(webhook_receiver.url, secret=SECRET)
+    stripe_client.v1.payment_intents.create(params={"amount": 100, "currency": "eur"})
+    delivery = webhook_receiver.wait_for(1)[0]
+    tampered = delivery.body.replace('"amount": 100', '"amount": 1')
+
+    with pytest.raises(stripe.SignatureVerificationError):
+        stripe.Webhook.construct_event(tampered, delivery.headers["Stripe-Signature"], SECRET)
+    with pytest.raises(stripe.SignatureVerificationError):
+        stripe.Webhook.construct_event(delivery.body, delivery.headers["Stripe-Signature"], "whsec_wrong")
+
+
+def test_failed_deliveries_are_retried_and_delivery_success_is_recorded(
+    stripe_client, stripe_sandbox, webhook_receiver
+):
+    stripe_sandbox.register_webhook(webhook_receiver.url, secret=SECRET)
+    webhook_receiver.fail_next = 2
+
+    stripe_client.v1.payment_intents.create(params={"amount": 100, "currency": "eur"})
+
+    wait_until(lambda: stripe_client.v1.events.list(params={"delivery_success": False}).data)
+    webhook_receiver.wait_for(1)
+    delivered = wait_until(lambda: stripe_client.v1.events.list(params={"delivery_success": True}).data)
+    assert delivered[0].type == "payment_intent.created"
+    assert delivered[0].pending_webhooks == 0
+    assert stripe_client.v1.events.list(params={"delivery_success": False}).data == []
+
+
+def test_webhook_endpoints_can_be_created_through_the_api_with_a_secret(stripe_client, webhook_receiver):
+    endpoint = stripe_client.v1.webhook_endpoints.create(
+        params={"url": webhook_receiver.url, "enabled_events": ["payment_intent.succeeded"]}
+    )
+
+    stripe_client.v1.payment_intents.create(params=VISA)
+
+    assert endpoint.secret.startswith("whsec_")
+    delivery = webhook_receiver.wait_for(1)[0]
+    assert stripe.Webhook.construct_event(delivery.body, delivery.headers["Stripe-Signature"], endpoint.secret)
+    time.sleep(0.2)
+    assert webhook_receiver.types() == ["payment_intent.succeeded"]
+    assert json.loads(delivery.body)["object"] == "event"
