@@ -1,5 +1,6 @@
 """The dev stack behind `make run`: embedded servers, one instance at a time, nothing left behind."""
 
+import json
 import os
 import signal
 import socket
@@ -62,6 +63,22 @@ def get(url: str) -> int:
         return 0
 
 
+def wait_for_demo_checkout(data_dir: Path, web_port: int, timeout: float = 60) -> list[dict]:
+    """The demo process posts one checkout through the API with the demo key make run printed."""
+    key = json.loads((data_dir / "dev-secrets.json").read_text())["DEMO_API_KEY"]
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{web_port}/api/v1/payments",
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback
+            payments = json.loads(response.read())["data"]
+        if payments or time.monotonic() > deadline:
+            return payments
+        time.sleep(0.5)
+
+
 def processes_using(data_dir: Path) -> list[psutil.Process]:
     found = []
     for process in psutil.process_iter(["cmdline", "environ"]):
@@ -113,7 +130,7 @@ def test_run_says_clearly_when_the_web_port_is_taken(tmp_path):
 def test_make_run_serves_readyz_and_stops_cleanly_with_nothing_left_running(tmp_path):
     data_dir = tmp_path / "data"
     web_port, sandbox_port = free_port(), free_port()
-    env = stack_env(data_dir, PORT=str(web_port), SANDBOX_PORT=str(sandbox_port), STRIPE_SECRET_KEY="sk_test_x")
+    env = stack_env(data_dir, PORT=str(web_port), SANDBOX_PORT=str(sandbox_port))
     stack = run_devstack("run", env=env, start_new_session=True)
     try:
         deadline = time.monotonic() + 150
@@ -122,6 +139,8 @@ def test_make_run_serves_readyz_and_stops_cleanly_with_nothing_left_running(tmp_
             assert time.monotonic() < deadline, "readyz did not answer 200 in time"
             time.sleep(0.5)
 
+        sandbox_health = get(f"http://127.0.0.1:{sandbox_port}/_sandbox/health")
+        demo_payments = wait_for_demo_checkout(data_dir, web_port)
         second = run_devstack("run", env=env)
         second_output, _ = second.communicate(timeout=60)
         shell = subprocess.run(
@@ -146,7 +165,10 @@ def test_make_run_serves_readyz_and_stops_cleanly_with_nothing_left_running(tmp_
             os.killpg(stack.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         output, _ = stack.communicate(timeout=90)
 
+    assert sandbox_health == 200
+    assert demo_payments[0]["description"] == "make run demo checkout"
     assert second.returncode == 1 and "already up" in second_output
+    assert "[demo] POST /api/v1/payments -> 202" in output
     assert shell.returncode == 0, shell.stderr
     assert shell.stdout.split() == [str(data_dir / "run" / "pg"), "1"]
     assert "stopped; nothing left running" in output
