@@ -19,6 +19,7 @@ from payments.sandbox.faults import Faults
 from payments.sandbox.state import Store, _wants, new_id, public
 
 logger = logging.getLogger("payments.sandbox.webhooks")
+REORDER_HOLD_MS = 300
 
 
 def sign(payload: str, secret: str, timestamp: int) -> str:
@@ -76,7 +77,9 @@ class Dispatcher:
         if ctx.get("before_response"):
             ctx.setdefault("sync_events", []).append(event)
             return
-        delay = sum(f.ms for f in self.faults.fire(("webhook_delay", "webhook_reorder"), method, path)) / 1000
+        held = self.faults.fire(("webhook_delay", "webhook_reorder"), method, path)
+        # Reordering holds these events back long enough for the next request's to overtake them.
+        delay = sum(f.ms or (REORDER_HOLD_MS if f.kind == "webhook_reorder" else 0) for f in held) / 1000
         copies = 1 + len(self.faults.fire(("webhook_duplicate",), method, path))
         for endpoint in list(self.store.endpoints.values()):
             if _wants(endpoint, event["type"]):
