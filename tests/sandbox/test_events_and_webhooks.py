@@ -23,8 +23,7 @@ def test_every_state_change_creates_an_event_listed_newest_first(stripe_client):
 
     events = stripe_client.v1.events.list(params={"limit": 10})
 
-    assert [e.type for e in events.data] == ["payment_intent.succeeded", "charge.succeeded",
-                                             "payment_intent.created"]
+    assert [e.type for e in events.data] == ["payment_intent.succeeded", "charge.succeeded", "payment_intent.created"]
     latest = events.data[0]
     assert latest.data.object.id == intent.id
     assert latest.data.object.status == "succeeded"
@@ -57,8 +56,11 @@ def test_webhooks_are_signed_so_the_sdk_verifies_them(stripe_client, stripe_sand
     for delivery in deliveries:
         event = stripe.Webhook.construct_event(delivery.body, delivery.headers["Stripe-Signature"], SECRET)
         assert event.data.object.id in (intent.id, intent.latest_charge)
-    assert sorted(webhook_receiver.types()) == ["charge.succeeded", "payment_intent.created",
-                                                "payment_intent.succeeded"]
+    assert sorted(webhook_receiver.types()) == [
+        "charge.succeeded",
+        "payment_intent.created",
+        "payment_intent.succeeded",
+    ]
 
 
 def test_a_tampered_webhook_fails_verification(stripe_client, stripe_sandbox, webhook_receiver):

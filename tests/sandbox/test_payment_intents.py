@@ -107,8 +107,11 @@ def test_commands_on_a_succeeded_payment_are_refused_with_unexpected_state(strip
 
 @pytest.mark.parametrize(
     ("payment_method", "code", "decline_code"),
-    [(name, outcome.code, outcome.decline_code) for name, outcome in cards.METHODS.items()
-     if outcome.kind == cards.DECLINE],
+    [
+        (name, outcome.code, outcome.decline_code)
+        for name, outcome in cards.METHODS.items()
+        if outcome.kind == cards.DECLINE
+    ],
 )
 def test_a_declined_card_is_a_402_card_error_and_the_intent_needs_a_new_method(
     stripe_client, payment_method, code, decline_code
@@ -133,8 +136,12 @@ def test_each_succeeding_test_card_succeeds(stripe_client, payment_method):
 
 
 def test_3ds_card_requires_action_and_completing_it_succeeds(stripe_client, stripe_sandbox):
-    intent = create(stripe_client, payment_method="pm_card_authenticationRequired", confirm=True,
-                    return_url="https://shop.example/return")
+    intent = create(
+        stripe_client,
+        payment_method="pm_card_authenticationRequired",
+        confirm=True,
+        return_url="https://shop.example/return",
+    )
 
     stripe_sandbox.authenticate(intent.id, "succeed")
 
@@ -145,8 +152,9 @@ def test_3ds_card_requires_action_and_completing_it_succeeds(stripe_client, stri
 
 
 def test_3ds_card_with_manual_capture_completes_to_requires_capture(stripe_client, stripe_sandbox):
-    intent = create(stripe_client, payment_method="pm_card_threeDSecure2Required", confirm=True,
-                    capture_method="manual")
+    intent = create(
+        stripe_client, payment_method="pm_card_threeDSecure2Required", confirm=True, capture_method="manual"
+    )
 
     stripe_sandbox.authenticate(intent.id, "succeed")
 
