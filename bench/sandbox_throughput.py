@@ -33,52 +33,51 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def drive(port: int, path: str) -> float:
-    """Requests per second from THREADS keep-alive connections for SECONDS."""
+def _throughput(work) -> float:
+    """Requests per second when THREADS threads repeat `work()` for SECONDS."""
     counts = [0] * THREADS
     deadline = time.monotonic() + SECONDS
 
     def worker(index: int) -> None:
+        step = work()
+        while time.monotonic() < deadline:
+            step()
+            counts[index] += 1
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(THREADS)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(counts) / (time.monotonic() - started)
+
+
+def drive(port: int, path: str) -> float:
+    """Raw keep-alive HTTP: one connection per thread."""
+
+    def connect():
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         connection.connect()
         connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        while time.monotonic() < deadline:
+
+        def step() -> None:
             connection.request("POST", path, body=BODY, headers=HEADERS)
             response = connection.getresponse()
             response.read()
             if response.status != 200:
                 raise SystemExit(f"unexpected status {response.status}")
-            counts[index] += 1
-        connection.close()
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(THREADS)]
-    started = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return sum(counts) / (time.monotonic() - started)
+        return step
+
+    return _throughput(connect)
 
 
 def drive_sdk(url: str) -> float:
+    """The real stripe SDK, one client shared by the threads (as workers share one)."""
     client = stripe.StripeClient("sk_test_bench", base_addresses={"api": url}, max_network_retries=0)
-    counts = [0] * THREADS
-    deadline = time.monotonic() + SECONDS
-
-    def worker(index: int) -> None:
-        while time.monotonic() < deadline:
-            client.v1.payment_intents.create(
-                params={"amount": 2000, "currency": "eur", "payment_method": "pm_card_visa", "confirm": True}
-            )
-            counts[index] += 1
-
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(THREADS)]
-    started = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return sum(counts) / (time.monotonic() - started)
+    params = {"amount": 2000, "currency": "eur", "payment_method": "pm_card_visa", "confirm": True}
+    return _throughput(lambda: lambda: client.v1.payment_intents.create(params=params))
 
 
 class Bare(BaseHTTPRequestHandler):

@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.utils.html import format_html
 from rest_framework_api_key.admin import APIKeyModelAdmin
 
-from payments.admin.payments import ReadOnlyMixin
+from config.admin import ReadOnlyMixin
 from payments.models import ApiClient, ApiKey, IdempotencyKey
 
 

@@ -7,22 +7,10 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from config.admin import ReadOnlyMixin
 from payments.errors import PaymentsError
 from payments.models import Payment, PaymentEvent, Refund
 from payments.services.payments import Actor, payment_cancel_request, payment_capture_request
-
-
-class ReadOnlyMixin:
-    """Rows that are evidence: viewable, never added, edited or deleted by hand."""
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class PaymentEventInline(ReadOnlyMixin, admin.TabularInline):

@@ -46,6 +46,16 @@ class Payment(fsm.ConcurrentTransitionMixin, BaseModel):
         Status.CANCELED: "canceled",
     }
 
+    # Every state a provider outcome (success, cancellation) may still arrive in.
+    NOT_FINAL = [
+        Status.PENDING,
+        Status.PROCESSING,
+        Status.REQUIRES_ACTION,
+        Status.REQUIRES_CAPTURE,
+        Status.CAPTURE_REQUESTED,
+        Status.CANCEL_REQUESTED,
+    ]
+
     public_id = models.CharField(max_length=40, unique=True, default=new_payment_id, editable=False)
     client = models.ForeignKey(ApiClient, on_delete=models.PROTECT, related_name="payments")
     status = fsm.FSMField(choices=Status.choices, default=Status.PENDING, protected=True, db_index=True)
@@ -150,14 +160,7 @@ class Payment(fsm.ConcurrentTransitionMixin, BaseModel):
 
     @fsm.transition(
         field=status,
-        source=[
-            Status.PENDING,
-            Status.PROCESSING,
-            Status.REQUIRES_ACTION,
-            Status.REQUIRES_CAPTURE,
-            Status.CAPTURE_REQUESTED,
-            Status.CANCEL_REQUESTED,
-        ],
+        source=NOT_FINAL,
         target=Status.SUCCEEDED,
     )
     def mark_succeeded(self, *, amount_received: int, now: datetime) -> None:
@@ -183,14 +186,7 @@ class Payment(fsm.ConcurrentTransitionMixin, BaseModel):
 
     @fsm.transition(
         field=status,
-        source=[
-            Status.PENDING,
-            Status.PROCESSING,
-            Status.REQUIRES_ACTION,
-            Status.REQUIRES_CAPTURE,
-            Status.CAPTURE_REQUESTED,
-            Status.CANCEL_REQUESTED,
-        ],
+        source=NOT_FINAL,
         target=Status.CANCELED,
     )
     def mark_canceled(self, *, now: datetime) -> None:
