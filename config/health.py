@@ -63,7 +63,7 @@ def check_broker() -> str | None:
     from config.celery import app
 
     try:
-        with app.connection_for_write() as conn:
+        with app.connection_for_write(url=settings.CELERY_BROKER_URL) as conn:
             conn.ensure_connection(max_retries=1, timeout=PROBE_TIMEOUT_SECONDS)
     except Exception as exc:  # kombu raises transport-specific errors
         return f"{type(exc).__name__}: {exc}"

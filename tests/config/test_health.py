@@ -61,3 +61,13 @@ def test_readyz_reports_unapplied_migrations(client, monkeypatch):
 
     assert response.status_code == 503
     assert response.json()["checks"]["migrations"] == "1 migration(s) not applied"
+
+
+def test_readyz_checks_a_non_redis_broker_through_kombu(client, settings):
+    settings.CELERY_BROKER_URL = "amqp://guest:guest@127.0.0.1:1//"
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["failed"] == ["broker"]
+    assert "Connection refused" in response.json()["checks"]["broker"]
