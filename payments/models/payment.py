@@ -133,6 +133,14 @@ class Payment(fsm.ConcurrentTransitionMixin, BaseModel):
     def public_status(self) -> str:
         return self.PUBLIC_STATUS[self.status]
 
+    def provider_idempotency_key(self, action: str) -> str:
+        """The Idempotency-Key for a provider call, derived from this row: the same on every retry.
+
+        Never the client's key (two clients may choose the same one) and never made per attempt
+        (a retry after a timeout must be the same request to the provider).
+        """
+        return f"{self.public_id}:{action}"
+
     @property
     def amount_refundable(self) -> int:
         return self.amount_received - self.amount_refunded
@@ -231,6 +239,10 @@ class Refund(fsm.ConcurrentTransitionMixin, BaseModel):
     @property
     def public_status(self) -> str:
         return self.status.lower()
+
+    def provider_idempotency_key(self, action: str = "create") -> str:
+        """The Idempotency-Key of this refund's provider call, derived from the row like a payment's."""
+        return f"{self.public_id}:{action}"
 
     @fsm.transition(field=status, source=Status.PENDING, target=Status.SUCCEEDED)
     def mark_succeeded(self) -> None: ...

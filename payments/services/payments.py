@@ -41,7 +41,7 @@ def payment_create(
     """
     Store a pending payment and the outbox row that will send it to the provider.
 
-    The provider-side idempotency key is derived from the stored row (`<payment id>:create`),
+    The provider-side idempotency key is derived from the stored row (`payment.provider_idempotency_key`),
     so every retry of the provider call is the same request to the provider.
     """
     with transaction.atomic():

@@ -81,3 +81,11 @@ def test_the_same_timeline_step_is_recorded_once():
 
     with pytest.raises(DatabaseError), transaction.atomic():
         PaymentEvent.objects.create(payment=payment, type="t", source="worker", idempotency_key="k", created_at=NOW)
+
+
+def test_provider_idempotency_keys_derive_from_our_rows_not_from_the_client_or_the_attempt():
+    payment = PaymentFactory()
+
+    assert payment.provider_idempotency_key("create") == f"{payment.public_id}:create"
+    assert payment.provider_idempotency_key("capture") == payment.provider_idempotency_key("capture")
+    assert PaymentFactory().provider_idempotency_key("create") != payment.provider_idempotency_key("create")

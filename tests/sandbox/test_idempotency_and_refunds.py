@@ -126,3 +126,28 @@ def test_a_refund_by_charge_id_works_like_by_payment_intent(stripe_client):
     refund = stripe_client.v1.refunds.create(params={"charge": intent.latest_charge, "amount": 100})
 
     assert refund.payment_intent == intent.id
+
+
+def test_concurrent_clients_with_shared_and_distinct_keys_are_all_served_consistently(stripe_sandbox):
+    clients = [make_stripe_client(stripe_sandbox.url, timeout=10) for _ in range(8)]
+    errors: list[Exception] = []
+
+    def work(client, index: int) -> None:
+        for n in range(15):
+            # Every thread repeats the shared keys: each must be charged once, whoever wins the race.
+            for key in (f"thread-{index}-{n}", f"shared-{n}"):
+                try:
+                    create(client, key)
+                except stripe.APIError as exc:  # a 409 while another thread holds the shared key
+                    if exc.http_status != 409:
+                        errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(client, index)) for index, client in enumerate(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    totals = stripe_sandbox.ledger()["totals"]
+    assert totals["created"] == totals["charged"] == 8 * 15 + 15
