@@ -73,6 +73,13 @@ class IdempotencyKeyInUse(PaymentsError):
     retry_after_seconds = 1
 
 
+class PaymentBusy(PaymentsError):
+    """Another request held the payment's row lock longer than DATABASE_LOCK_TIMEOUT_MS; safe to retry."""
+
+    code, http_status = "lock_timeout", 409
+    retry_after_seconds = 1
+
+
 class RateLimited(PaymentsError):
     code, http_status = "rate_limited", 429
     type = "rate_limit_error"

@@ -32,6 +32,7 @@ from payments.errors import (
     IdempotencyKeyInvalid,
     IdempotencyKeyRequired,
     IdempotencyKeyReused,
+    PaymentBusy,
     PaymentsError,
 )
 from payments.models import ApiClient, IdempotencyKey
@@ -107,12 +108,21 @@ def idempotent_response(
     """
     key = _key_from(request, required=required)
     if key is None:
-        with transaction.atomic(durable=True):
-            return _render(*_run(handler))
+        try:
+            with transaction.atomic(durable=True):
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL lock_timeout = %s", [f"{settings.DATABASE_LOCK_TIMEOUT_MS}ms"])
+                return _render(*_run(handler))
+        except OperationalError as exc:
+            if isinstance(exc.__cause__, psycopg.errors.LockNotAvailable):
+                raise PaymentBusy("The payment is being changed by another request; retry shortly") from exc
+            raise
     fingerprint = _fingerprint(request)  # parses the body first: bad JSON stores nothing
+    claimed = False
     try:
         with transaction.atomic(durable=True):
             row_id = _claim(client=client, key=key, request=request, fingerprint=fingerprint, now=now)
+            claimed = True
             if row_id is None:
                 stored = IdempotencyKey.objects.select_for_update().get(client=client, key=key)
                 if stored.expires_at > now:
@@ -123,6 +133,8 @@ def idempotent_response(
             IdempotencyKey.objects.filter(pk=row_id).update(response_status=status, response_body=response.content)
             return response
     except OperationalError as exc:
+        if isinstance(exc.__cause__, psycopg.errors.LockNotAvailable) and claimed:
+            raise PaymentBusy("The payment is being changed by another request; retry shortly") from exc
         if isinstance(exc.__cause__, psycopg.errors.LockNotAvailable):
             raise IdempotencyKeyInUse(
                 f"A request with this {HEADER} is still being processed; retry later", param=HEADER

@@ -153,3 +153,36 @@ def test_concurrent_refunds_that_would_over_refund_let_exactly_one_succeed(merch
     payment.refresh_from_db()
     assert payment.amount_refunded == 600
     assert Refund.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_payment_locked_longer_than_the_lock_timeout_is_a_409_to_retry_not_a_500(merchant, settings):
+    settings.DATABASE_LOCK_TIMEOUT_MS = 100
+    payment = payment_with_status(Payment.Status.SUCCEEDED, client=merchant, amount=1000)
+    _, key = api_key_create(client=merchant)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_payment():
+        with transaction.atomic():
+            Payment.objects.select_for_update().get(pk=payment.pk)
+            locked.set()
+            release.wait(10)
+        connection.close()
+
+    holder = threading.Thread(target=hold_the_payment)
+    holder.start()
+    locked.wait(10)
+    try:
+        response = client.post(
+            f"/api/v1/payments/{payment.public_id}/refunds", {}, format="json", HTTP_IDEMPOTENCY_KEY="while-locked"
+        )
+    finally:
+        release.set()
+        holder.join()
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "lock_timeout"
+    assert response.headers["Retry-After"] == "1"
+    assert not Refund.objects.exists()
