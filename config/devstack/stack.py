@@ -24,10 +24,18 @@ def _say(message: str) -> None:
     print(f"[stack] {message}", flush=True)
 
 
-def _forward_signals(process: subprocess.Popen) -> None:
-    """Let Ctrl-C reach the child (same process group) and pass SIGTERM on; we wait for it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _forward_signals(process: subprocess.Popen, *, forward_sigint: bool) -> None:
+    """Pass SIGTERM (and, for honcho, SIGINT) on to the child, then wait for it to finish.
+
+    Ctrl-C in a terminal already reaches the child through the process group; a SIGINT sent to this
+    process alone (a supervisor, `kill -INT`) must stop the stack too. Honcho takes a repeated
+    signal in its stride; pytest would abort its teardown, so `exec` leaves SIGINT to the group.
+    """
     signal.signal(signal.SIGTERM, lambda signum, frame: process.send_signal(signal.SIGTERM))
+    if forward_sigint:
+        signal.signal(signal.SIGINT, lambda signum, frame: process.send_signal(signal.SIGINT))
+    else:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run() -> int:
@@ -50,7 +58,7 @@ def run() -> int:
         [sys.executable, "-m", "honcho", "-f", str(PROCFILE), "-d", str(paths.BASE_DIR), "start", *names],
         env=env,
     )
-    _forward_signals(process)
+    _forward_signals(process, forward_sigint=True)
     returncode = process.wait()
     _reap_leftovers()
     stack_lock.release()
@@ -180,7 +188,7 @@ def exec_with_services(command: list[str]) -> int:
                 started.append(server)
             env["REDIS_URL"] = paths.local_redis_url()
         process = subprocess.Popen(command, env=env)
-        _forward_signals(process)
+        _forward_signals(process, forward_sigint=False)
         return process.wait()
     finally:
         for server in reversed(started):

@@ -127,6 +127,22 @@ def test_run_says_clearly_when_the_web_port_is_taken(tmp_path):
     assert f"port {port} for PORT is taken" in output
 
 
+def test_sigint_to_the_launcher_alone_stops_the_whole_stack(tmp_path):
+    data_dir = tmp_path / "data"
+    env = stack_env(data_dir, PORT=str(free_port()), SANDBOX_PORT=str(free_port()), STRIPE_SECRET_KEY="sk_test_x")
+    stack = run_devstack("run", env=env)
+    deadline = time.monotonic() + 150
+    while get(f"http://127.0.0.1:{env['PORT']}/readyz") != 200:
+        assert stack.poll() is None and time.monotonic() < deadline
+        time.sleep(0.5)
+
+    stack.send_signal(signal.SIGINT)  # to the launcher only, as a supervisor would
+    output, _ = stack.communicate(timeout=90)
+
+    assert "stopped; nothing left running" in output
+    assert processes_using(data_dir) == []
+
+
 def test_make_run_serves_readyz_and_stops_cleanly_with_nothing_left_running(tmp_path):
     data_dir = tmp_path / "data"
     web_port, sandbox_port = free_port(), free_port()
