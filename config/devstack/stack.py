@@ -25,13 +25,14 @@ def _say(message: str) -> None:
 
 
 def _forward_signals(process: subprocess.Popen, *, forward_sigint: bool) -> None:
-    """Pass SIGTERM (and, for honcho, SIGINT) on to the child, then wait for it to finish.
+    """Pass SIGTERM and SIGHUP (as SIGTERM), and for honcho SIGINT, on to the child; then wait for it.
 
-    Ctrl-C in a terminal already reaches the child through the process group; a SIGINT sent to this
-    process alone (a supervisor, `kill -INT`) must stop the stack too. Honcho takes a repeated
-    signal in its stride; pytest would abort its teardown, so `exec` leaves SIGINT to the group.
+    Honcho runs in a session of its own, so Ctrl-C, a closed terminal or a supervisor's signal all
+    reach it through here, once; were it left to die of the terminal's SIGHUP, its children would
+    outlive it. `exec` (pytest) shares the terminal's process group, so Ctrl-C reaches it directly.
     """
     signal.signal(signal.SIGTERM, lambda signum, frame: process.send_signal(signal.SIGTERM))
+    signal.signal(signal.SIGHUP, lambda signum, frame: process.send_signal(signal.SIGTERM))
     if forward_sigint:
         signal.signal(signal.SIGINT, lambda signum, frame: process.send_signal(signal.SIGINT))
     else:
@@ -57,6 +58,7 @@ def run() -> int:
     process = subprocess.Popen(
         [sys.executable, "-m", "honcho", "-f", str(PROCFILE), "-d", str(paths.BASE_DIR), "start", *names],
         env=env,
+        start_new_session=True,
     )
     _forward_signals(process, forward_sigint=True)
     returncode = process.wait()

@@ -143,6 +143,22 @@ def test_sigint_to_the_launcher_alone_stops_the_whole_stack(tmp_path):
     assert processes_using(data_dir) == []
 
 
+def test_a_closed_terminal_sighup_stops_the_whole_stack(tmp_path):
+    data_dir = tmp_path / "data"
+    env = stack_env(data_dir, PORT=str(free_port()), SANDBOX_PORT=str(free_port()), STRIPE_SECRET_KEY="sk_test_x")
+    stack = run_devstack("run", env=env, start_new_session=True)
+    deadline = time.monotonic() + 150
+    while get(f"http://127.0.0.1:{env['PORT']}/readyz") != 200:
+        assert stack.poll() is None and time.monotonic() < deadline
+        time.sleep(0.5)
+
+    os.killpg(stack.pid, signal.SIGHUP)  # what closing the terminal does to its process group
+    output, _ = stack.communicate(timeout=90)
+
+    assert "stopped; nothing left running" in output
+    assert processes_using(data_dir) == []
+
+
 def test_make_run_serves_readyz_and_stops_cleanly_with_nothing_left_running(tmp_path):
     data_dir = tmp_path / "data"
     web_port, sandbox_port = free_port(), free_port()
