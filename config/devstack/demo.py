@@ -51,6 +51,15 @@ def run() -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    try:
+        return _checkout(stop)
+    except Exception:
+        if stop.is_set():  # the stack is going down under us (the database first): nothing to report
+            return 0
+        raise
+
+
+def _checkout(stop: threading.Event) -> int:
     base = f"http://127.0.0.1:{os.environ.get('WEB_PORT', '8000')}"
     if not _wait_ready(base, stop):
         return 0
