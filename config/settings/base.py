@@ -127,7 +127,32 @@ CELERY_BEAT_SCHEDULE = {
         "task": "payments.idempotency_key_purge",
         "schedule": crontab(minute="17"),
     },
+    # https://crontab.guru/#23_*_*_*_* : hourly; done rows past OUTBOX_DONE_RETENTION_HOURS, in batches
+    "outbox.outbox_message_purge_done": {
+        "task": "outbox.outbox_message_purge_done",
+        "schedule": crontab(minute="23"),
+    },
 }
+
+# OUTBOX ---------------------------------------------------------------------------------------
+# Retries of provider calls are data on the outbox row; one policy decides the next attempt:
+# uniform in [0, min(CAP, BASE * 2**attempt)] (full jitter), never sooner than a Retry-After.
+OUTBOX_BACKOFF_BASE_SECONDS = env.float("OUTBOX_BACKOFF_BASE_SECONDS", default=1.0)
+OUTBOX_BACKOFF_CAP_SECONDS = env.float("OUTBOX_BACKOFF_CAP_SECONDS", default=300.0)
+# After this many attempts a row is DEAD: kept, counted, shown to ops with a "retry now" action.
+# 12 attempts of capped full jitter span roughly half an hour; the janitor takes over after that.
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=12)
+# A handed-out row whose task never reports back (worker killed, broker lost the message) is handed
+# out again after this. Longer than the task time limit, so a slow task is rarely run twice.
+OUTBOX_LEASE_SECONDS = env.int("OUTBOX_LEASE_SECONDS", default=300)
+OUTBOX_RELAY_BATCH_SIZE = env.int("OUTBOX_RELAY_BATCH_SIZE", default=200)
+# LISTEN/NOTIFY wakes the relay at once; this poll is only the fallback.
+OUTBOX_RELAY_POLL_SECONDS = env.float("OUTBOX_RELAY_POLL_SECONDS", default=2.0)
+# With the broker down, claimed rows are given back and tried again after this.
+OUTBOX_RELAY_PUBLISH_RETRY_SECONDS = env.float("OUTBOX_RELAY_PUBLISH_RETRY_SECONDS", default=1.0)
+OUTBOX_DONE_RETENTION_HOURS = env.int("OUTBOX_DONE_RETENTION_HOURS", default=72)
+# Tests set this so a bug in a consumer fails the test instead of hiding in a retry.
+OUTBOX_CONSUMER_RAISES = False
 
 # STRIPE ---------------------------------------------------------------------------------------
 # https://docs.stripe.com/keys
@@ -140,6 +165,9 @@ STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
 # rejected. https://docs.stripe.com/api/versioning
 STRIPE_API_VERSION = "2026-10-28.endive"
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=10.0)
+# A 401/403 from the provider means our key is wrong: every call would fail the same way, so all
+# provider calls pause this long (the breaker is tripped) instead of retrying into a storm.
+PROVIDER_AUTH_ERROR_PAUSE_SECONDS = env.int("PROVIDER_AUTH_ERROR_PAUSE_SECONDS", default=300)
 
 # API ------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
