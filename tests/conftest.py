@@ -5,7 +5,7 @@ DATABASE_URL); a test that needs a service starts it or fails loudly, and any sk
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.sandbox"]
+pytest_plugins = ["tests.fixtures.sandbox", "tests.fixtures.gateway"]
 
 _skipped: list[str] = []
 
