@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from outbox.services import outbox_message_process
 from payments.idempotency import idempotency_key_purge
-from payments.services.dispatch import payment_cancel, payment_capture, payment_submit, refund_submit
+from payments.services.dispatch import payment_cancel, payment_capture, payment_submit, payment_sync, refund_submit
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,13 @@ def payment_cancel_task(*, payment_id: str, message_id: int, **kwargs: object) -
 def refund_submit_task(*, refund_id: str, message_id: int, **kwargs: object) -> str:
     return outbox_message_process(
         message_id=message_id, work=lambda: refund_submit(refund_id=refund_id, now=timezone.now())
+    )
+
+
+@shared_task(name="payments.payment_sync")
+def payment_sync_task(*, payment_id: str, message_id: int, **kwargs: object) -> str:
+    return outbox_message_process(
+        message_id=message_id, work=lambda: payment_sync(payment_id=payment_id, now=timezone.now())
     )
 
 

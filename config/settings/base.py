@@ -168,6 +168,9 @@ STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=10.0)
 # A 401/403 from the provider means our key is wrong: every call would fail the same way, so all
 # provider calls pause this long (the breaker is tripped) instead of retrying into a storm.
 PROVIDER_AUTH_ERROR_PAUSE_SECONDS = env.int("PROVIDER_AUTH_ERROR_PAUSE_SECONDS", default=300)
+# A payment waiting on the customer (3-D Secure) or on an async method is polled at the provider for
+# this long after creation; webhooks usually settle it first, and the janitor settles it after.
+PAYMENT_FOLLOW_UP_SECONDS = env.int("PAYMENT_FOLLOW_UP_SECONDS", default=3600)
 
 # API ------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

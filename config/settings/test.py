@@ -8,7 +8,7 @@ SECRET_KEY = "test-only-not-secret"  # the suite's own value, never deployed
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; tests only
 STRIPE_SECRET_KEY = "sk_test_suite"
 STRIPE_WEBHOOK_SECRET = "whsec_test_suite"
-STRIPE_TIMEOUT_SECONDS = 5.0
+STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=5.0)
 CELERY_TASK_ALWAYS_EAGER = False
 LOG_LEVEL = env("LOG_LEVEL", default="WARNING")
 LOGGING["root"]["level"] = LOG_LEVEL

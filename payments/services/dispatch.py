@@ -36,7 +36,7 @@ from payments.models import Payment, PaymentEvent, Refund
 from payments.selectors import payment_get_for_update
 from payments.services.events import payment_event_create
 from payments.services.payments import Actor
-from payments.services.sync import payment_apply_failure, payment_apply_intent, refund_apply_result
+from payments.services.sync import WAITING_ON_PROVIDER, payment_apply_failure, payment_apply_intent, refund_apply_result
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -308,3 +308,31 @@ def refund_submit(*, refund_id: str, now: datetime, gateway: PaymentGateway | No
                 now=now,
             )
     return refund_apply_result(refund_id=refund.public_id, result=result, actor=WORKER, now=now)
+
+
+def payment_sync(*, payment_id: str, now: datetime, gateway: PaymentGateway | None = None, guards=None) -> Payment:
+    """
+    Ask the provider where a payment waiting on it (or on the customer's 3-D Secure) stands, and apply it.
+
+    Follows the payment for PAYMENT_FOLLOW_UP_SECONDS after it was created, polling less often as
+    it ages; past that, webhooks and the janitor settle it.
+
+    :raises RetryLater: while the payment is still waiting (no attempt consumed)
+    """
+    payment = Payment.objects.get(public_id=payment_id)
+    if payment.status not in WAITING_ON_PROVIDER:
+        return payment
+    gateway = _gateway(gateway)
+    with structlog.contextvars.bound_contextvars(payment_id=payment.public_id):
+        intent_id = _known_intent_id(payment, gateway, guards, now)
+        intent = provider_call("intent_retrieve", lambda: gateway.intent_retrieve(intent_id=intent_id), guards=guards)
+    payment = payment_apply_intent(payment_id=payment.public_id, intent=intent, actor=WORKER, now=now)
+    age = (now - payment.created_at).total_seconds()
+    if payment.status in WAITING_ON_PROVIDER and age < settings.PAYMENT_FOLLOW_UP_SECONDS:
+        raise RetryLater(
+            f"the payment is still {payment.public_status} at the provider",
+            error_type="awaiting_provider",
+            retry_after=min(max(age / 10, 1.0), 300.0),  # often at first, when a customer is most likely done
+            count_attempt=False,
+        )
+    return payment

@@ -10,12 +10,14 @@ cycles, so "not allowed" means "already past it".
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import django_fsm as fsm
 from django.db import transaction
 from django.db.models import F
 
+from outbox.services import outbox_message_enqueue
+from payments import topics
 from payments.gateway.base import IntentResult, RefundResult
 from payments.models import Payment, Refund
 from payments.selectors import payment_get_for_update
@@ -24,6 +26,9 @@ from payments.services.payments import Actor
 
 logger = logging.getLogger(__name__)
 S = Payment.Status
+# States in which the outcome is the provider's (or the customer's) to decide, not ours to send.
+WAITING_ON_PROVIDER = (S.REQUIRES_ACTION, S.PROCESSING)
+FIRST_FOLLOW_UP = timedelta(seconds=2)
 
 
 def _target(payment: Payment, intent: IntentResult) -> str | None:
@@ -120,6 +125,14 @@ def payment_apply_intent(
                 now=now,
                 from_status=from_status,
                 data=_event_data(intent, cause),
+            )
+        if payment.status in WAITING_ON_PROVIDER and intent.status in ("requires_action", "processing"):
+            # Nothing will call the provider again for this payment: follow it until it settles
+            # (webhooks usually get there first; this makes us not depend on them).
+            outbox_message_enqueue(
+                topic=topics.PAYMENT_SYNC_REQUESTED,
+                payload={"payment_id": payment.public_id},
+                available_at=now + FIRST_FOLLOW_UP,
             )
     return payment
 

@@ -374,3 +374,36 @@ def test_the_submit_task_runs_the_service_and_marks_its_outbox_row_done(gateway,
     assert OutboxMessage.objects.get(pk=message.pk).status == OutboxMessage.Status.DONE
     assert Payment.objects.get(pk=payment.pk).status == S.SUCCEEDED
     assert PaymentEvent.objects.filter(payment=payment, source="worker").count() == 2
+
+
+def test_a_payment_left_waiting_on_3ds_is_followed_until_the_customer_is_done(gateway, guards):
+    from payments.services.dispatch import payment_sync
+
+    payment = PaymentFactory(amount=2000)
+    gateway.script("intent_create_and_confirm", intent("requires_action", next_action={"type": "redirect_to_url"}))
+    submit(payment, gateway, guards)
+    follow_up = OutboxMessage.objects.get(topic=topics.PAYMENT_SYNC_REQUESTED)
+    assert follow_up.payload == {"payment_id": payment.public_id}
+    gateway.script("intent_retrieve", intent("requires_action"), intent("succeeded"))
+
+    with pytest.raises(RetryLater) as still_waiting:
+        payment_sync(payment_id=payment.public_id, now=timezone.now(), gateway=gateway, guards=guards)
+    settled = payment_sync(payment_id=payment.public_id, now=timezone.now(), gateway=gateway, guards=guards)
+
+    assert (still_waiting.value.error_type, still_waiting.value.count_attempt) == ("awaiting_provider", False)
+    assert settled.status == S.SUCCEEDED
+
+
+def test_a_payment_waiting_past_the_follow_up_window_is_left_to_webhooks_and_the_janitor(gateway, guards, settings):
+    from payments.services.dispatch import payment_sync
+
+    payment = payment_with_status(S.REQUIRES_ACTION, amount=2000)
+    Payment.objects.filter(pk=payment.pk).update(
+        provider_payment_id="pi_fake",
+        created_at=timezone.now() - timedelta(seconds=settings.PAYMENT_FOLLOW_UP_SECONDS + 1),
+    )
+    gateway.script("intent_retrieve", intent("requires_action"))
+
+    payment = payment_sync(payment_id=payment.public_id, now=timezone.now(), gateway=gateway, guards=guards)
+
+    assert payment.status == S.REQUIRES_ACTION
