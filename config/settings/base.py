@@ -139,7 +139,10 @@ STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
 # Pinned so a dashboard upgrade cannot change payloads under us; events of another version are
 # rejected. https://docs.stripe.com/api/versioning
 STRIPE_API_VERSION = "2026-10-28.endive"
+# Read timeout of every provider call: a request sent and not answered within it is "outcome unknown".
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=10.0)
+# Connect timeout, kept short: a connection that never opened sent nothing, so it is safe to retry at once.
+STRIPE_CONNECT_TIMEOUT_SECONDS = env.float("STRIPE_CONNECT_TIMEOUT_SECONDS", default=3.0)
 
 # API ------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
