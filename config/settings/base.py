@@ -182,7 +182,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # The SDK's INFO lines carry full URLs (search queries hold metadata values) and its DEBUG lines whole
+        # bodies; payments.gateway logs each call without them (issue 8).
+        "stripe": {"level": "WARNING"},
+    },
 }
 
 # IDEMPOTENCY ----------------------------------------------------------------------------------
