@@ -164,7 +164,10 @@ STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
 # Pinned so a dashboard upgrade cannot change payloads under us; events of another version are
 # rejected. https://docs.stripe.com/api/versioning
 STRIPE_API_VERSION = "2026-10-28.endive"
+# Read timeout of every provider call: a request sent and not answered within it is "outcome unknown".
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=10.0)
+# Connect timeout, kept short: a connection that never opened sent nothing, so it is safe to retry at once.
+STRIPE_CONNECT_TIMEOUT_SECONDS = env.float("STRIPE_CONNECT_TIMEOUT_SECONDS", default=3.0)
 # A 401/403 from the provider means our key is wrong: every call would fail the same way, so all
 # provider calls pause this long (the breaker is tripped) instead of retrying into a storm.
 PROVIDER_AUTH_ERROR_PAUSE_SECONDS = env.int("PROVIDER_AUTH_ERROR_PAUSE_SECONDS", default=300)
@@ -210,7 +213,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # The SDK's INFO lines carry full URLs (search queries hold metadata values) and its DEBUG lines whole
+        # bodies; payments.gateway logs each call without them (issue 8).
+        "stripe": {"level": "WARNING"},
+    },
 }
 
 # IDEMPOTENCY ----------------------------------------------------------------------------------

@@ -41,6 +41,8 @@ class IntentResult:
     failure_message: str = ""
     created: int = 0  # Unix seconds, the provider's clock
     metadata: dict[str, str] = field(default_factory=dict)
+    # The provider's Request-Id of the call that answered, for support tickets; not part of the snapshot.
+    request_id: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class RefundResult:
     payment_intent: str
     failure_reason: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
+    request_id: str = field(default="", compare=False)  # the provider's Request-Id, as on IntentResult
 
 
 @dataclass(frozen=True)
