@@ -141,6 +141,19 @@ STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
 STRIPE_API_VERSION = "2026-10-28.endive"
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=10.0)
 
+# PROVIDER RATE LIMIT --------------------------------------------------------------------------
+# Shared by every worker through Redis (payments/gateway/limits/). A worker without a token
+# reschedules its row instead of calling.
+# Calls per provider account: `account` counts every call, `default` each operation that has no
+# limit of its own, and named operations (e.g. "account=90/s,default=25/s,intent_find=20/s").
+# A rate is <calls>/<period>[:<burst>], period s, m, h or e.g. 2s; the burst (calls let through at
+# once after a quiet spell) defaults to <calls>. Keep under the provider's own limits: Stripe allows
+# 100/s live and 25/s in test mode per account, 25/s per endpoint, 20/s for search.
+# https://docs.stripe.com/rate-limits
+PROVIDER_RATE_LIMITS = env.dict(
+    "PROVIDER_RATE_LIMITS", default={"account": "25/s", "default": "25/s", "intent_find": "20/s"}
+)
+
 # API ------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
