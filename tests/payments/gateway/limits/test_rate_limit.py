@@ -101,6 +101,15 @@ def test_refused_calls_take_no_token(connect, clock, unique):
     assert after_one_second == 0.0
 
 
+def test_a_limit_key_expires_once_its_tokens_are_all_back(connect, clock, unique):
+    client = connect()
+    worker = limiter(client, clock, {"account": "1/s:1"}, unique("expiry"))
+
+    worker.acquire(operation="intent_create")
+
+    assert 0 < client.pttl(worker.key) <= 1000
+
+
 def test_operations_have_their_own_limits(connect, clock, unique):
     worker = limiter(
         connect(), clock, {"account": "100/s", "default": "2/s:2", "refund_create": "1/s:1"}, unique("operations")
