@@ -175,6 +175,35 @@ PROVIDER_AUTH_ERROR_PAUSE_SECONDS = env.int("PROVIDER_AUTH_ERROR_PAUSE_SECONDS",
 # this long after creation; webhooks usually settle it first, and the janitor settles it after.
 PAYMENT_FOLLOW_UP_SECONDS = env.int("PAYMENT_FOLLOW_UP_SECONDS", default=3600)
 
+# PROVIDER RATE LIMIT AND CIRCUIT BREAKER ------------------------------------------------------
+# Shared by every worker through Redis (payments/gateway/limits/). A worker without a token, or
+# held back by an open breaker, reschedules its row instead of calling.
+# Calls per provider account: `account` counts every call, `default` each operation that has no
+# limit of its own, and named operations (e.g. "account=90/s,default=25/s,intent_find=20/s").
+# A rate is <calls>/<period>[:<burst>], period s, m, h or e.g. 2s; the burst (calls let through at
+# once after a quiet spell) defaults to <calls>. Keep under the provider's own limits: Stripe allows
+# 100/s live and 25/s in test mode per account, 25/s per endpoint, 20/s for search.
+# https://docs.stripe.com/rate-limits
+PROVIDER_RATE_LIMITS = env.dict(
+    "PROVIDER_RATE_LIMITS", default={"account": "25/s", "default": "25/s", "intent_find": "20/s"}
+)
+# The breaker opens when at least FAILURE_RATE of at least MIN_CALLS calls in the last
+# WINDOW_SECONDS failed (5xx, timeouts, connection failures, 429s; never declines), stays open
+# OPEN_SECONDS, then lets one probe call through: a success closes it, a failure reopens it.
+# https://martinfowler.com/bliki/CircuitBreaker.html
+PROVIDER_BREAKER_FAILURE_RATE = env.float("PROVIDER_BREAKER_FAILURE_RATE", default=0.5)
+PROVIDER_BREAKER_MIN_CALLS = env.int("PROVIDER_BREAKER_MIN_CALLS", default=10)
+PROVIDER_BREAKER_WINDOW_SECONDS = env.int("PROVIDER_BREAKER_WINDOW_SECONDS", default=30)
+PROVIDER_BREAKER_OPEN_SECONDS = env.float("PROVIDER_BREAKER_OPEN_SECONDS", default=15.0)
+# A probe that has not reported by then (its worker was killed) lets another worker probe; longer
+# than one provider call.
+PROVIDER_BREAKER_PROBE_TIMEOUT_SECONDS = env.float(
+    "PROVIDER_BREAKER_PROBE_TIMEOUT_SECONDS", default=3 * STRIPE_TIMEOUT_SECONDS
+)
+# Our key refused (401/403) opens the breaker this long: every call would fail alike. One probe per
+# period checks whether someone fixed it (the breaker's reset() resumes at once).
+PROVIDER_BREAKER_AUTH_TRIP_SECONDS = env.float("PROVIDER_BREAKER_AUTH_TRIP_SECONDS", default=300.0)
+
 # API ------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
