@@ -168,9 +168,6 @@ STRIPE_API_VERSION = "2026-10-28.endive"
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=10.0)
 # Connect timeout, kept short: a connection that never opened sent nothing, so it is safe to retry at once.
 STRIPE_CONNECT_TIMEOUT_SECONDS = env.float("STRIPE_CONNECT_TIMEOUT_SECONDS", default=3.0)
-# A 401/403 from the provider means our key is wrong: every call would fail the same way, so all
-# provider calls pause this long (the breaker is tripped) instead of retrying into a storm.
-PROVIDER_AUTH_ERROR_PAUSE_SECONDS = env.int("PROVIDER_AUTH_ERROR_PAUSE_SECONDS", default=300)
 # A payment waiting on the customer (3-D Secure) or on an async method is polled at the provider for
 # this long after creation; webhooks usually settle it first, and the janitor settles it after.
 PAYMENT_FOLLOW_UP_SECONDS = env.int("PAYMENT_FOLLOW_UP_SECONDS", default=3600)

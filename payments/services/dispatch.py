@@ -46,8 +46,6 @@ S = Payment.Status
 # intent, so the worker first looks the intent up by our payment id (metadata) instead.
 # https://docs.stripe.com/api/idempotent_requests
 IDEMPOTENCY_KEY_SAFE_AGE = timedelta(hours=23)
-# Errors that say the provider is unhealthy (for the circuit breaker); a decline is a healthy answer.
-_UNHEALTHY = ("rate_limited", "connection_failed", "server_error", "outcome_unknown", "bad_response")
 
 
 def _gateway(gateway: PaymentGateway | None) -> PaymentGateway:
@@ -93,34 +91,32 @@ def provider_call(operation: str, call: Callable[[], T], *, guards=None) -> T:
     with structlog.contextvars.bound_contextvars(operation=operation):
         try:
             result = call()
-        except ProviderAuthError as exc:
-            logger.critical("the provider refused our credentials (%s); pausing all provider calls", exc.status)
-            breaker.trip(seconds=settings.PROVIDER_AUTH_ERROR_PAUSE_SECONDS)
-            raise RetryLater(
-                "the provider refused our credentials",
-                error_type=exc.error_type,
-                retry_after=settings.PROVIDER_AUTH_ERROR_PAUSE_SECONDS,
-                count_attempt=False,
-            ) from exc
-        except ProviderIdempotencyConflict as exc:
-            breaker.record_success()
-            if exc.in_flight:
-                raise RetryLater(exc.message, error_type=exc.error_type, retry_after=1.0) from exc
-            raise GiveUp(
-                f"idempotency key reused with other parameters: {exc.message}", error_type=exc.error_type
-            ) from exc
         except ProviderError as exc:
-            if exc.error_type in _UNHEALTHY:
-                breaker.record_failure()
-            else:
-                breaker.record_success()
-            if exc.retryable:
-                raise RetryLater(
-                    exc.message, error_type=exc.error_type, retry_after=getattr(exc, "retry_after", None)
-                ) from exc
+            breaker.record_outcome(error=exc)  # the one place that says which errors mean "unwell"
+            _raise_for_outbox(exc)
             raise
-    breaker.record_success()
+    breaker.record_outcome(error=None)
     return result
+
+
+def _raise_for_outbox(exc: ProviderError) -> None:
+    """Turn a provider error the outbox must act on into its instruction; return for definitive answers."""
+    if isinstance(exc, ProviderAuthError):
+        # The breaker is now tripped for every worker: this row waits it out without spending an attempt.
+        logger.critical("the provider refused our credentials (%s); provider calls are paused", exc.status)
+        raise RetryLater(
+            "the provider refused our credentials",
+            error_type=exc.error_type,
+            retry_after=settings.PROVIDER_BREAKER_AUTH_TRIP_SECONDS,
+            count_attempt=False,
+        ) from exc
+    if isinstance(exc, ProviderIdempotencyConflict) and not exc.in_flight:
+        raise GiveUp(f"idempotency key reused with other parameters: {exc.message}", error_type=exc.error_type) from exc
+    if exc.retryable:
+        in_flight_wait = 1.0 if isinstance(exc, ProviderIdempotencyConflict) else None
+        raise RetryLater(
+            exc.message, error_type=exc.error_type, retry_after=getattr(exc, "retry_after", None) or in_flight_wait
+        ) from exc
 
 
 def payment_submit(*, payment_id: str, now: datetime, gateway: PaymentGateway | None = None, guards=None) -> Payment:

@@ -104,7 +104,7 @@ def test_a_decline_fails_the_payment_with_the_providers_code_and_is_not_retried(
 
 
 def test_a_decline_without_an_intent_fails_the_payment(gateway, guards):
-    payment = PaymentFactory()
+    payment = PaymentFactory(amount=2000)
     gateway.script("intent_create_and_confirm", ProviderDeclined("declined", code="card_declined"))
 
     assert submit(payment, gateway, guards).status == S.FAILED
@@ -138,7 +138,7 @@ def test_an_unknown_outcome_keeps_the_payment_processing_and_the_retry_sends_the
 
 
 def test_a_provider_rate_limit_retries_no_sooner_than_its_retry_after(gateway, guards):
-    payment = PaymentFactory()
+    payment = PaymentFactory(amount=2000)
     gateway.script("intent_create_and_confirm", ProviderRateLimited("429", retry_after=7))
 
     with pytest.raises(RetryLater) as raised:
@@ -148,7 +148,7 @@ def test_a_provider_rate_limit_retries_no_sooner_than_its_retry_after(gateway, g
 
 
 def test_no_token_from_the_shared_limiter_defers_without_calling_or_spending_an_attempt(gateway, guards):
-    payment = PaymentFactory()
+    payment = PaymentFactory(amount=2000)
     guards[0].waits.append(0.25)
 
     with pytest.raises(RetryLater) as raised:
@@ -159,7 +159,7 @@ def test_no_token_from_the_shared_limiter_defers_without_calling_or_spending_an_
 
 
 def test_an_open_breaker_defers_without_calling(gateway, guards):
-    payment = PaymentFactory()
+    payment = PaymentFactory(amount=2000)
     guards[1].open_for = 12.0
 
     with pytest.raises(RetryLater) as raised:
@@ -174,20 +174,20 @@ def test_an_open_breaker_defers_without_calling(gateway, guards):
 
 
 def test_an_auth_error_pauses_every_provider_call_instead_of_retrying_into_a_storm(gateway, guards, settings):
-    payment = PaymentFactory()
+    payment = PaymentFactory(amount=2000)
     gateway.script("intent_create_and_confirm", ProviderAuthError("bad key", status=401))
 
     with pytest.raises(RetryLater) as raised:
         submit(payment, gateway, guards)
 
-    assert guards[1].tripped == [settings.PROVIDER_AUTH_ERROR_PAUSE_SECONDS]
+    assert guards[1].tripped == [settings.PROVIDER_BREAKER_AUTH_TRIP_SECONDS]
     assert raised.value.count_attempt is False
     payment.refresh_from_db()
     assert payment.status == S.PROCESSING
 
 
 def test_an_idempotency_key_reused_with_other_parameters_gives_up_for_ops(gateway, guards):
-    payment = PaymentFactory()
+    payment = PaymentFactory(amount=2000)
     gateway.script("intent_create_and_confirm", ProviderIdempotencyConflict("other params", in_flight=False))
 
     with pytest.raises(GiveUp):
@@ -202,7 +202,7 @@ def test_submit_of_a_settled_or_canceled_payment_calls_nothing(gateway, guards):
 
 
 def test_submit_of_a_payment_older_than_the_providers_key_memory_looks_the_intent_up_first(gateway, guards):
-    payment = PaymentFactory()
+    payment = PaymentFactory(amount=2000)
     Payment.objects.filter(pk=payment.pk).update(created_at=timezone.now() - timedelta(hours=30))
     gateway.script("intent_find", intent("succeeded", id="pi_found"))
 
@@ -227,7 +227,7 @@ def test_an_older_snapshot_never_moves_a_payment_backwards(gateway, guards):
 
 
 def test_applying_the_same_result_twice_records_one_timeline_entry(gateway, guards):
-    payment = PaymentFactory()
+    payment = PaymentFactory(amount=2000)
     gateway.script("intent_create_and_confirm", intent("requires_capture"))
     submit(payment, gateway, guards)
     from payments.services.dispatch import WORKER
@@ -362,7 +362,7 @@ def test_the_submit_task_runs_the_service_and_marks_its_outbox_row_done(gateway,
     monkeypatch.setattr("payments.services.dispatch._guards", lambda: guards)
     from payments.tasks import payment_submit_task
 
-    payment = PaymentFactory()
+    payment = PaymentFactory(amount=2000)
     gateway.script("intent_create_and_confirm", intent("succeeded"))
     with transaction.atomic():
         message = outbox_message_enqueue(
