@@ -165,3 +165,40 @@ def test_create_payment_uses_the_same_small_number_of_queries_whatever_the_body(
         with django_assert_num_queries(12):
             response = post_payment(api, body, key=key)
         assert response.status_code == 202
+
+
+def assert_refused_and_nothing_stored(response, *, code, param):
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert (error["type"], error["code"], error["param"]) == ("invalid_request_error", code, param)
+    assert not Payment.objects.exists()
+    assert not IdempotencyKey.objects.exists()
+    assert not OutboxMessage.objects.exists()
+
+
+# ISO 4217 fund codes and precious metals: not money a card can be charged in.
+@pytest.mark.parametrize(
+    "currency",
+    ["usn", "clf", "bov", "che", "chw", "cou", "mxv", "uyi", "uyw", "xsu", "xua", "xdr", "xau", "xag", "xpt", "xpd"],
+)
+def test_create_payment_refuses_fund_codes_and_metals(api, currency):
+    response = post_payment(api, {**VALID, "currency": currency})
+
+    assert_refused_and_nothing_stored(response, code="parameter_invalid", param="currency")
+
+
+@pytest.mark.parametrize(
+    ("currency", "why"),
+    [
+        ("ang", "retired: replaced by xcg in 2025, no longer legal tender"),
+        ("std", "retired: replaced by stn in 2018 (Stripe still lists the old code)"),
+        ("hrk", "retired: Croatia adopted the euro in 2023"),
+        ("irr", "legal tender, but Stripe cannot charge it"),
+        ("cup", "legal tender, but Stripe cannot charge it"),
+        ("xts", "reserved for testing"),
+    ],
+)
+def test_create_payment_refuses_currencies_the_provider_cannot_charge(api, currency, why):
+    response = post_payment(api, {**VALID, "currency": currency})
+
+    assert_refused_and_nothing_stored(response, code="parameter_invalid", param="currency")
