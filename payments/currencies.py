@@ -1,6 +1,6 @@
 """
-The currencies we accept: what Stripe would refuse, we refuse at once (a 400 naming the
-parameter) rather than as a failed payment later.
+The currencies we accept and the rules an amount must meet before we store it: what Stripe would
+refuse, we refuse at once (a 400 naming the parameter) rather than as a failed payment later.
 
 Nothing here is a hand-written list. The ISO 4217 codes come from Babel (Unicode CLDR): the currencies
 that are legal tender today in some territory, which leaves out fund codes (usn, clf, …), precious
@@ -18,10 +18,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 
 from babel.core import get_global
 from babel.numbers import get_territory_currencies
 
+from payments.errors import AmountInvalidForCurrency, AmountTooSmall
 from payments.gateway import stripe
 
 
@@ -54,3 +56,40 @@ CURRENCIES = {
     )
     for code in sorted(ISO_4217_CURRENCIES & stripe.PRESENTMENT_CURRENCIES)
 }
+
+
+def _major(amount: int, currency: Currency) -> str:
+    return f"{Decimal(amount).scaleb(-currency.exponent)} {currency.code.upper()}"
+
+
+def _step_validate(amount: int, currency: Currency) -> None:
+    if amount % currency.amount_step:
+        step = currency.amount_step
+        unit = "whole units" if step == 10**currency.exponent else f"multiples of {step}"
+        raise AmountInvalidForCurrency(
+            f"{currency.code} amounts must be {unit}; the provider cannot charge {amount}", param="amount"
+        )
+
+
+def charge_amount_validate(*, amount: int, currency: str) -> None:
+    """
+    Refuse an amount that Stripe would refuse to charge or capture in `currency`.
+
+    Only the listed minimum of the charge's own currency is checked: a charge that Stripe converts
+    into another settlement currency must meet that currency's minimum after conversion, which
+    needs the day's rate and is left to Stripe. A currency we no longer accept (a payment stored
+    before it was retired) has nothing to check against and is left to Stripe too.
+
+    :raises AmountInvalidForCurrency: if the amount is not a multiple of the currency's step
+    :raises AmountTooSmall: if the amount is below Stripe's minimum charge for the currency
+    """
+    spec = CURRENCIES.get(currency)
+    if spec is None:
+        return
+    _step_validate(amount, spec)
+    if spec.minimum_amount is not None and amount < spec.minimum_amount:
+        raise AmountTooSmall(
+            f"Amount must be at least {spec.minimum_amount} ({_major(spec.minimum_amount, spec)}), "
+            f"the provider's minimum charge in {currency}",
+            param="amount",
+        )

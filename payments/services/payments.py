@@ -11,6 +11,7 @@ from django.db import transaction
 
 from outbox.services import outbox_message_enqueue
 from payments import topics
+from payments.currencies import charge_amount_validate
 from payments.errors import CaptureAmountTooLarge, PaymentNotCancelable, PaymentNotCapturable
 from payments.models import ApiClient, Payment, PaymentEvent
 from payments.selectors import payment_get_for_update
@@ -43,7 +44,11 @@ def payment_create(
 
     The provider-side idempotency key is derived from the stored row (`payment.provider_idempotency_key`),
     so every retry of the provider call is the same request to the provider.
+
+    :raises AmountTooSmall: if `amount` is below the provider's minimum charge for the currency
+    :raises AmountInvalidForCurrency: if the provider cannot charge `amount` in the currency
     """
+    charge_amount_validate(amount=amount, currency=currency)
     with transaction.atomic():
         payment = Payment.objects.create(
             client=client,

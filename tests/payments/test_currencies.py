@@ -3,7 +3,8 @@ from datetime import date
 import pytest
 from babel.numbers import get_currency_precision, get_territory_currencies, is_currency
 
-from payments.currencies import CURRENCIES, ISO_4217_CURRENCIES
+from payments.currencies import CURRENCIES, ISO_4217_CURRENCIES, charge_amount_validate
+from payments.errors import AmountInvalidForCurrency, AmountTooSmall
 from payments.gateway import stripe
 
 FUNDS_AND_METALS = ["usn", "clf", "bov", "che", "chw", "cou", "mxv", "uyi", "uyw", "xsu", "xua", "xdr", "xau", "xag"]
@@ -66,3 +67,25 @@ def test_every_listed_minimum_is_for_an_accepted_currency_in_its_minor_units():
     assert (stripe.MINIMUM_CHARGE_AMOUNTS["gbp"], stripe.MINIMUM_CHARGE_AMOUNTS["huf"]) == (30, 17500)
     for code, minimum in stripe.MINIMUM_CHARGE_AMOUNTS.items():
         assert minimum % CURRENCIES[code].amount_step == 0, code
+
+
+def test_charge_amount_validate_names_the_minimum_in_minor_and_major_units():
+    with pytest.raises(AmountTooSmall) as raised:
+        charge_amount_validate(amount=29, currency="gbp")
+
+    assert raised.value.param == "amount"
+    assert raised.value.message == "Amount must be at least 30 (0.30 GBP), the provider's minimum charge in gbp"
+
+
+def test_charge_amount_validate_checks_the_step_before_the_minimum():
+    with pytest.raises(AmountInvalidForCurrency):
+        charge_amount_validate(amount=1, currency="kwd")
+
+
+def test_a_currency_without_a_listed_minimum_is_held_to_its_step_only():
+    charge_amount_validate(amount=10, currency="kwd")
+    charge_amount_validate(amount=100, currency="isk")
+
+
+def test_a_payment_in_a_currency_no_longer_accepted_is_left_to_the_provider():
+    charge_amount_validate(amount=1, currency="ang")
