@@ -93,3 +93,14 @@ def charge_amount_validate(*, amount: int, currency: str) -> None:
             f"the provider's minimum charge in {currency}",
             param="amount",
         )
+
+
+def refund_amount_validate(*, amount: int, currency: str) -> None:
+    """
+    Refuse a refund amount that Stripe would refuse in `currency` (Stripe lists no refund minimum).
+
+    :raises AmountInvalidForCurrency: if the amount is not a multiple of the currency's step
+    """
+    spec = CURRENCIES.get(currency)
+    if spec is not None:
+        _step_validate(amount, spec)

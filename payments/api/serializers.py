@@ -60,7 +60,8 @@ class PaymentCaptureInputSerializer(StrictInputSerializer):
         min_value=1,
         max_value=MAX_AMOUNT,
         required=False,
-        help_text="Defaults to the whole authorized amount.",
+        help_text="Defaults to the whole authorized amount. A smaller (partial) capture meets the same rules "
+        "as a payment's amount: the provider's minimum charge and the currency's step.",
     )
 
 

@@ -82,6 +82,8 @@ def payment_capture_request(
     :raises PaymentNotFound: if the client has no such payment
     :raises PaymentNotCapturable: unless the payment is authorized and awaiting capture
     :raises CaptureAmountTooLarge: if `amount` exceeds what is capturable
+    :raises AmountTooSmall: if a partial capture is below the provider's minimum charge
+    :raises AmountInvalidForCurrency: if the provider cannot capture `amount` in the currency
     """
     with transaction.atomic():
         payment = payment_get_for_update(client=client, payment_id=payment_id)
@@ -96,6 +98,8 @@ def payment_capture_request(
             raise CaptureAmountTooLarge(
                 f"amount {amount} exceeds the capturable amount {payment.amount_capturable}", param="amount"
             )
+        if amount < payment.amount_capturable:  # Stripe holds a partial capture to the minimum charge too
+            charge_amount_validate(amount=amount, currency=payment.currency)
         payment.request_capture(amount=amount)
         payment.save()
         payment_event_create(

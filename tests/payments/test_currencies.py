@@ -3,7 +3,7 @@ from datetime import date
 import pytest
 from babel.numbers import get_currency_precision, get_territory_currencies, is_currency
 
-from payments.currencies import CURRENCIES, ISO_4217_CURRENCIES, charge_amount_validate
+from payments.currencies import CURRENCIES, ISO_4217_CURRENCIES, charge_amount_validate, refund_amount_validate
 from payments.errors import AmountInvalidForCurrency, AmountTooSmall
 from payments.gateway import stripe
 
@@ -87,5 +87,13 @@ def test_a_currency_without_a_listed_minimum_is_held_to_its_step_only():
     charge_amount_validate(amount=100, currency="isk")
 
 
+def test_refunds_keep_the_step_but_have_no_minimum():
+    refund_amount_validate(amount=1, currency="usd")
+
+    with pytest.raises(AmountInvalidForCurrency):
+        refund_amount_validate(amount=150, currency="ugx")
+
+
 def test_a_payment_in_a_currency_no_longer_accepted_is_left_to_the_provider():
     charge_amount_validate(amount=1, currency="ang")
+    refund_amount_validate(amount=1, currency="std")
