@@ -129,7 +129,7 @@ def main() -> None:
     baseline = bare_baseline()
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "payments.sandbox", "--port", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL
+        [sys.executable, "-m", "sandbox", "--port", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL
     )
     try:
         wait_listening(port)

@@ -10,7 +10,7 @@ import pytest
 import stripe
 
 from config.devstack import paths
-from payments.sandbox.faults import parse_spec
+from sandbox.faults import parse_spec
 from tests.fixtures.sandbox import make_stripe_client
 
 VISA = {"amount": 2000, "currency": "eur", "payment_method": "pm_card_visa", "confirm": True}

@@ -2,8 +2,8 @@
 
 from django.core.management.base import BaseCommand
 
-from payments.sandbox.cli import add_arguments, build
-from payments.sandbox.server import serve
+from sandbox.cli import add_arguments, build
+from sandbox.server import serve
 
 
 class Command(BaseCommand):

@@ -12,14 +12,14 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from payments.sandbox import forms
-from payments.sandbox.errors import StripeError, api_error, not_found
-from payments.sandbox.faults import REQUEST_KINDS, Faults, coerce
-from payments.sandbox.idempotency import IdempotencyStore
-from payments.sandbox.state import Store, new_id, public
-from payments.sandbox.webhooks import Dispatcher
+from sandbox import forms
+from sandbox.errors import StripeError, api_error, not_found
+from sandbox.faults import REQUEST_KINDS, Faults, coerce
+from sandbox.idempotency import IdempotencyStore
+from sandbox.state import Store, new_id, public
+from sandbox.webhooks import Dispatcher
 
-logger = logging.getLogger("payments.sandbox")
+logger = logging.getLogger("sandbox")
 API_VERSION = "2026-10-28.endive"  # what the pinned SDK sends; events carry it
 _ROUTES: list[tuple[str, re.Pattern, str]] = []
 

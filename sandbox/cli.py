@@ -1,4 +1,4 @@
-"""Command line of the sandbox, shared by `python -m payments.sandbox` and `manage.py stripe_sandbox`."""
+"""Command line of the sandbox, shared by `python -m sandbox` and `manage.py stripe_sandbox`."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import argparse
 import json
 import os
 
-from payments.sandbox.faults import parse_spec
-from payments.sandbox.server import SandboxServer, serve
+from sandbox.faults import parse_spec
+from sandbox.server import SandboxServer, serve
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,7 +64,7 @@ def build(options: argparse.Namespace | dict) -> SandboxServer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m payments.sandbox", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
     add_arguments(parser)
     serve(build(parser.parse_args(argv)))
     return 0
