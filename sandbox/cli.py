@@ -10,8 +10,17 @@ from sandbox.faults import parse_spec
 from sandbox.server import SandboxServer, serve
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, *, api_version: str | None = None) -> None:
+    """Declare the sandbox's flags; `api_version` is the default of --api-version (the caller's pin)."""
     env = os.environ.get
+    api_version = api_version or env("SANDBOX_API_VERSION")
+    parser.add_argument(
+        "--api-version",
+        default=api_version,
+        required=api_version is None,
+        help="the Stripe API version to speak, e.g. the backend's pinned STRIPE_API_VERSION "
+        "(env SANDBOX_API_VERSION; manage.py stripe_sandbox passes the backend's)",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(env("SANDBOX_PORT") or 12111))
     parser.add_argument(
@@ -49,6 +58,7 @@ def build(options: argparse.Namespace | dict) -> SandboxServer:
     options = vars(options) if isinstance(options, argparse.Namespace) else options
     faults = json.loads(os.environ.get("SANDBOX_FAULTS") or "[]") + [parse_spec(s) for s in options["fault"]]
     server = SandboxServer(
+        api_version=options["api_version"],
         host=options["host"],
         port=options["port"],
         seed=options["seed"],
