@@ -14,6 +14,7 @@ import tomllib
 from fnmatch import fnmatch
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -117,6 +118,19 @@ def test_every_package_the_tests_and_benchmarks_import_is_declared():
     }
 
     assert undeclared == set()
+
+
+@pytest.mark.parametrize("app", ["payments", "outbox", "webhooks"])
+def test_the_apps_never_import_the_dev_stack_or_the_sandbox(app):
+    importers = []
+    for path in (paths.BASE_DIR / app).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if any(name.startswith(("config.devstack", "sandbox")) for name in names):
+                importers.append(str(path.relative_to(paths.BASE_DIR)))
+
+    assert importers == []
 
 
 # The production image, imitated: none of the dev-only packages can be imported.
