@@ -7,6 +7,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DJANGO_SETTINGS_MODULE=config.settings.production
 WORKDIR /app
 
+# The apps only, installed without extras: no embedded servers, Procfile runner, sandbox, tests or
+# benchmarks in the image (tests/config/test_dependencies.py holds it to that).
 COPY pyproject.toml README.md ./
 COPY config ./config
 COPY payments ./payments

@@ -1,9 +1,9 @@
 """
 Benchmark: the Stripe sandbox's own throughput (it must never be the bottleneck of other benchmarks).
 
-Starts the sandbox as a separate process on a free loopback port and drives it from THREADS
-keep-alive connections for SECONDS: raw http.client create+confirm (one POST each), then the real
-stripe SDK. As a baseline measured in the same run, the same load against a bare stdlib
+Starts the sandbox as a separate process (manage.py stripe_sandbox) on a free loopback port and
+drives it from THREADS keep-alive connections for SECONDS: raw http.client create+confirm (one POST
+each), then the real stripe SDK. As a baseline measured in the same run, the same load against a bare stdlib
 ThreadingHTTPServer that answers `{}`: the ratio is the sandbox's own cost. Bounded, loopback only.
 """
 
@@ -129,7 +129,9 @@ def main() -> None:
     baseline = bare_baseline()
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "payments.sandbox", "--port", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL
+        [sys.executable, "manage.py", "stripe_sandbox", "--port", str(port)],  # speaks our pinned API version
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
     )
     try:
         wait_listening(port)

@@ -87,3 +87,15 @@ class RateLimited(PaymentsError):
     def __init__(self, message: str, *, retry_after_seconds: int) -> None:
         super().__init__(message)
         self.retry_after_seconds = retry_after_seconds
+
+
+class AmountTooSmall(PaymentsError):
+    """Below the provider's minimum charge for the currency (Stripe's code, as Stripe would answer)."""
+
+    code, http_status = "amount_too_small", 400
+
+
+class AmountInvalidForCurrency(PaymentsError):
+    """Not an amount the provider can charge in the currency (a fraction of isk, kwd not ending in 0)."""
+
+    code, http_status = "invalid_charge_amount", 400

@@ -9,6 +9,7 @@ import time
 from config.devstack import paths
 
 WAIT_SECONDS = 180
+DEMO_CLIENT_NAME = "demo"
 
 
 def _setup_django() -> None:
@@ -83,10 +84,25 @@ def _ensure_admin() -> str:
     return password
 
 
+def api_key_ensure_demo() -> str:
+    """Return the local demo client's key, creating one when the stored one no longer works.
+
+    Development only: the plaintext is kept in .data/dev-secrets.json so `make run` can print it,
+    and the key is made through the same service as any other (`api_key_create`).
+    """
+    from payments.models import ApiKey
+    from payments.services.clients import api_key_create
+
+    key = paths.dev_secret("DEMO_API_KEY", lambda: api_key_create(client_name=DEMO_CLIENT_NAME, key_name="make run"))
+    if ApiKey.objects.is_valid(key):
+        return key
+    key = api_key_create(client_name=DEMO_CLIENT_NAME, key_name="make run")
+    paths.dev_secret_set("DEMO_API_KEY", key)
+    return key
+
+
 def _extra_banner_lines(base: str) -> list[str]:
     """Lines that later parts of the stack add to the greeting (the demo API key, the sandbox)."""
-    from payments.services.clients import api_key_ensure_demo
-
     key = api_key_ensure_demo()
     lines = [
         f"  Demo API key  {key}",

@@ -67,7 +67,7 @@ def _checkout(stop: threading.Event) -> int:
     import django
 
     django.setup()
-    from payments.services.clients import api_key_ensure_demo
+    from config.devstack.bootstrap import api_key_ensure_demo
 
     key = api_key_ensure_demo()
     checkout = {

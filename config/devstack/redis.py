@@ -23,7 +23,14 @@ def _executable() -> str:
 
 
 def port_is_free(port: int) -> bool:
+    """Return whether a server of the stack could listen on 127.0.0.1:`port` now.
+
+    Ask the way the servers bind: gunicorn, redis-server and the sandbox all set SO_REUSEADDR, so
+    the closed connections of a server just stopped (TIME_WAIT, up to a minute) do not make them
+    fail and must not make us refuse; a port another process listens on still fails the bind.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

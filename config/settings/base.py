@@ -162,7 +162,8 @@ STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
 # Empty: the SDK talks to Stripe itself. Set to the sandbox (http://127.0.0.1:12111) or stripe-mock.
 STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
 # Pinned so a dashboard upgrade cannot change payloads under us; events of another version are
-# rejected. https://docs.stripe.com/api/versioning
+# rejected. Its one home: `manage.py stripe_sandbox` hands it to the sandbox, the tests read it, and
+# a test keeps it equal to the installed SDK's own. https://docs.stripe.com/api/versioning
 STRIPE_API_VERSION = "2026-10-28.endive"
 # Read timeout of every provider call: a request sent and not answered within it is "outcome unknown".
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=10.0)

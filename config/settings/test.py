@@ -4,6 +4,7 @@ from .base import *
 from .base import env
 
 DEBUG = False
+INSTALLED_APPS = [*INSTALLED_APPS, "config.devstack"]  # development commands: manage.py stripe_sandbox
 SECRET_KEY = "test-only-not-secret"  # the suite's own value, never deployed
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; tests only
 STRIPE_SECRET_KEY = "sk_test_suite"

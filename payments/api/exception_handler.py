@@ -10,7 +10,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from payments.errors import PaymentsError
+from payments.errors import AmountInvalidForCurrency, AmountTooSmall, PaymentsError
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +26,10 @@ _DRF_CODES = {
     exceptions.UnsupportedMediaType: ("invalid_request_error", "unsupported_media_type"),
     exceptions.Throttled: ("rate_limit_error", "rate_limited"),
 }
+
+
+# Domain rules checked during validation (before anything is stored) keep their own, documented codes.
+_DOMAIN_VALIDATION_CODES = frozenset([AmountTooSmall.code, AmountInvalidForCurrency.code])
 
 
 def error_payload(*, type: str, code: str, message: str, param: str | None = None) -> dict:
@@ -54,6 +58,8 @@ def validation_error_payload(exc: exceptions.ValidationError) -> dict:
     code = "parameter_missing" if drf_code in ("required", "null", "blank") else "parameter_invalid"
     if drf_code == "unknown_field":
         code = "parameter_unknown"
+    if drf_code in _DOMAIN_VALIDATION_CODES:
+        code = drf_code
     message = str(leaf) if param is None else f"{param}: {leaf}"
     return error_payload(type="invalid_request_error", code=code, message=message, param=param)
 

@@ -7,7 +7,7 @@ import re
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from payments.currencies import ISO_4217_CURRENCIES
+from payments.currencies import CURRENCIES
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -28,15 +28,20 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+@extend_schema_field({"type": "string", "enum": list(CURRENCIES)})
 class CurrencyField(StrictCharField):
-    default_error_messages = {"not_currency": "Must be a lower-case ISO 4217 currency code, e.g. 'eur'."}
+    """A lower-case ISO 4217 code that is legal tender and that the provider can charge (payments.currencies)."""
+
+    default_error_messages = {
+        "not_currency": "Must be a lower-case ISO 4217 code of a currency the provider can charge, e.g. 'eur'."
+    }
 
     def __init__(self, **kwargs):
         super().__init__(min_length=3, max_length=3, **kwargs)
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
-        if value not in ISO_4217_CURRENCIES:
+        if value not in CURRENCIES:
             self.fail("not_currency")
         return value
 

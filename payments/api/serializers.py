@@ -11,20 +11,48 @@ from payments.api.fields import (
     StrictInputSerializer,
     StrictIntegerField,
 )
+from payments.currencies import CURRENCIES, charge_amount_validate
+from payments.errors import PaymentsError
 from payments.models import Payment, Refund
 from payments.models.payment import CUSTOMER_REFERENCE_MAX_LENGTH, DESCRIPTION_MAX_LENGTH, MAX_AMOUNT
 
 PUBLIC_STATUSES = sorted(set(Payment.PUBLIC_STATUS.values()))
 
 
+def _codes(currencies) -> str:
+    return ", ".join(currency.code for currency in currencies)
+
+
+# The amount rules of payments.currencies, spelled out for the OpenAPI schema.
+AMOUNT_HELP = (
+    "Minor units as Stripe counts them: cents for usd, yen for jpy (zero-decimal: "
+    f"{_codes(c for c in CURRENCIES.values() if c.exponent == 0)}), fils for kwd (three-decimal, the last "
+    f"digit 0: {_codes(c for c in CURRENCIES.values() if c.amount_step == 10)}); whole units only for "
+    f"{_codes(c for c in CURRENCIES.values() if c.amount_step == 100)} (5 isk is 500). At least the "
+    "provider's minimum charge: "
+    + ", ".join(f"{c.code} {c.minimum_amount}" for c in CURRENCIES.values() if c.minimum_amount is not None)
+    + "."
+)
+
+
 class PaymentCreateInputSerializer(StrictInputSerializer):
-    amount = StrictIntegerField(min_value=1, max_value=MAX_AMOUNT, help_text="Minor units (cents).")
-    currency = CurrencyField(help_text="ISO 4217, lower case.")
+    amount = StrictIntegerField(min_value=1, max_value=MAX_AMOUNT, help_text=AMOUNT_HELP)
+    currency = CurrencyField(help_text="ISO 4217, lower case: legal tender that the provider can charge.")
     payment_method = StrictCharField(max_length=255, help_text="The provider's id, e.g. pm_card_visa.")
     capture_method = serializers.ChoiceField(choices=Payment.CaptureMethod.values, default="automatic")
     description = StrictCharField(max_length=DESCRIPTION_MAX_LENGTH, required=False, allow_blank=True)
     customer_reference = StrictCharField(max_length=CUSTOMER_REFERENCE_MAX_LENGTH, required=False, allow_blank=True)
     metadata = MetadataField(required=False, help_text="Up to 50 string keys (40 chars) to string values (500).")
+
+    def validate(self, attrs):
+        # Refused here, before anything is stored (the idempotency key included), so the client can
+        # fix the amount and retry under the same key: the same rule the service applies.
+        try:
+            charge_amount_validate(amount=attrs["amount"], currency=attrs["currency"])
+        except PaymentsError as exc:
+            detail = serializers.ErrorDetail(exc.message, code=exc.code)
+            raise serializers.ValidationError({exc.param: [detail]}) from exc
+        return attrs
 
 
 class PaymentCaptureInputSerializer(StrictInputSerializer):
@@ -32,7 +60,8 @@ class PaymentCaptureInputSerializer(StrictInputSerializer):
         min_value=1,
         max_value=MAX_AMOUNT,
         required=False,
-        help_text="Defaults to the whole authorized amount.",
+        help_text="Defaults to the whole authorized amount. A smaller (partial) capture meets the same rules "
+        "as a payment's amount: the provider's minimum charge and the currency's step.",
     )
 
 

@@ -11,6 +11,7 @@ from django.db import transaction
 
 from outbox.services import outbox_message_enqueue
 from payments import topics
+from payments.currencies import charge_amount_validate
 from payments.errors import CaptureAmountTooLarge, PaymentNotCancelable, PaymentNotCapturable
 from payments.models import ApiClient, Payment, PaymentEvent
 from payments.selectors import payment_get_for_update
@@ -43,7 +44,11 @@ def payment_create(
 
     The provider-side idempotency key is derived from the stored row (`payment.provider_idempotency_key`),
     so every retry of the provider call is the same request to the provider.
+
+    :raises AmountTooSmall: if `amount` is below the provider's minimum charge for the currency
+    :raises AmountInvalidForCurrency: if the provider cannot charge `amount` in the currency
     """
+    charge_amount_validate(amount=amount, currency=currency)
     with transaction.atomic():
         payment = Payment.objects.create(
             client=client,
@@ -77,6 +82,8 @@ def payment_capture_request(
     :raises PaymentNotFound: if the client has no such payment
     :raises PaymentNotCapturable: unless the payment is authorized and awaiting capture
     :raises CaptureAmountTooLarge: if `amount` exceeds what is capturable
+    :raises AmountTooSmall: if a partial capture is below the provider's minimum charge
+    :raises AmountInvalidForCurrency: if the provider cannot capture `amount` in the currency
     """
     with transaction.atomic():
         payment = payment_get_for_update(client=client, payment_id=payment_id)
@@ -91,6 +98,8 @@ def payment_capture_request(
             raise CaptureAmountTooLarge(
                 f"amount {amount} exceeds the capturable amount {payment.amount_capturable}", param="amount"
             )
+        if amount < payment.amount_capturable:  # Stripe holds a partial capture to the minimum charge too
+            charge_amount_validate(amount=amount, currency=payment.currency)
         payment.request_capture(amount=amount)
         payment.save()
         payment_event_create(

@@ -9,6 +9,7 @@ from django.db.models import F
 
 from outbox.services import outbox_message_enqueue
 from payments import topics
+from payments.currencies import refund_amount_validate
 from payments.errors import PaymentNotRefundable, RefundExceedsReceived
 from payments.models import ApiClient, Payment, Refund
 from payments.selectors import payment_get_for_update
@@ -35,6 +36,7 @@ def refund_create(
     :raises PaymentNotFound: if the client has no such payment
     :raises PaymentNotRefundable: unless the payment succeeded
     :raises RefundExceedsReceived: if the refund would take refunds past the amount received
+    :raises AmountInvalidForCurrency: if the provider cannot refund `amount` in the payment's currency
     """
     with transaction.atomic():
         payment = payment_get_for_update(client=client, payment_id=payment_id)
@@ -50,6 +52,7 @@ def refund_create(
             raise RefundExceedsReceived(
                 f"amount {amount} exceeds what is left to refund ({refundable})", param="amount"
             )
+        refund_amount_validate(amount=amount, currency=payment.currency)
         try:
             with transaction.atomic():
                 Payment.objects.filter(pk=payment.pk).update(amount_refunded=F("amount_refunded") + amount)

@@ -12,9 +12,11 @@ import urllib.request
 from pathlib import Path
 
 import psutil
+import pytest
 
 from config.devstack import paths
 from config.devstack.locks import OwnerLock
+from config.devstack.redis import port_is_free
 
 SERVICE_VARIABLES = (
     "DATABASE_URL",
@@ -63,6 +65,14 @@ def get(url: str) -> int:
         return 0
 
 
+def wait_ready(stack: subprocess.Popen, web_port: int) -> None:
+    deadline = time.monotonic() + 150
+    while get(f"http://127.0.0.1:{web_port}/readyz") != 200:
+        assert stack.poll() is None, stack.stdout.read()
+        assert time.monotonic() < deadline, "readyz did not answer 200 in time"
+        time.sleep(0.5)
+
+
 def wait_for_demo_checkout(data_dir: Path, web_port: int, timeout: float = 60) -> list[dict]:
     """The demo process posts one checkout through the API with the demo key make run printed."""
     key = json.loads((data_dir / "dev-secrets.json").read_text())["DEMO_API_KEY"]
@@ -77,6 +87,14 @@ def wait_for_demo_checkout(data_dir: Path, web_port: int, timeout: float = 60) -
         if payments or time.monotonic() > deadline:
             return payments
         time.sleep(0.5)
+
+
+def in_time_wait(port: int) -> bool:
+    """Whether a closed connection of a server that listened on `port` is still in TIME_WAIT."""
+    return any(
+        connection.status == psutil.CONN_TIME_WAIT and connection.laddr.port == port
+        for connection in psutil.net_connections("tcp")
+    )
 
 
 def processes_using(data_dir: Path) -> list[psutil.Process]:
@@ -99,6 +117,34 @@ def test_socket_dir_falls_back_to_a_short_path_when_the_checkout_is_too_deep(mon
 
     assert len(str(socket_dir / ".s.PGSQL.5432.lock")) <= 107
     assert socket_dir.name.startswith("payorch-")
+
+
+def test_a_port_whose_closed_connections_sit_in_time_wait_is_free():
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            served, _ = listener.accept()
+            served.close()  # the server closes first, as gunicorn does after a response
+            client.recv(1)
+    deadline = time.monotonic() + 5
+    while not in_time_wait(port):
+        assert time.monotonic() < deadline, "no connection reached TIME_WAIT"
+        time.sleep(0.05)
+
+    assert port_is_free(port)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])  # noqa: S104 - a listener on every address, on purpose
+def test_a_port_another_process_listens_on_is_taken_even_when_it_set_so_reuseaddr(host):
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, 0))
+        listener.listen()
+
+        assert not port_is_free(listener.getsockname()[1])
 
 
 def test_run_refuses_to_start_twice_and_changes_nothing(tmp_path):
@@ -159,17 +205,13 @@ def test_a_closed_terminal_sighup_stops_the_whole_stack(tmp_path):
     assert processes_using(data_dir) == []
 
 
-def test_make_run_serves_readyz_and_stops_cleanly_with_nothing_left_running(tmp_path):
+def test_make_run_serves_stops_cleanly_with_nothing_left_running_and_starts_again_at_once(tmp_path):
     data_dir = tmp_path / "data"
     web_port, sandbox_port = free_port(), free_port()
     env = stack_env(data_dir, PORT=str(web_port), SANDBOX_PORT=str(sandbox_port))
     stack = run_devstack("run", env=env, start_new_session=True)
     try:
-        deadline = time.monotonic() + 150
-        while get(f"http://127.0.0.1:{web_port}/readyz") != 200:
-            assert stack.poll() is None, stack.stdout.read()
-            assert time.monotonic() < deadline, "readyz did not answer 200 in time"
-            time.sleep(0.5)
+        wait_ready(stack, web_port)
 
         sandbox_health = get(f"http://127.0.0.1:{sandbox_port}/_sandbox/health")
         demo_payments = wait_for_demo_checkout(data_dir, web_port)
@@ -192,6 +234,7 @@ def test_make_run_serves_readyz_and_stops_cleanly_with_nothing_left_running(tmp_
             text=True,
             timeout=60,
         )
+        last_served = get(f"http://127.0.0.1:{web_port}/healthz")  # the server closes it: TIME_WAIT
     finally:
         if stack.poll() is None:
             os.killpg(stack.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
@@ -207,3 +250,19 @@ def test_make_run_serves_readyz_and_stops_cleanly_with_nothing_left_running(tmp_
     assert get(f"http://127.0.0.1:{web_port}/healthz") == 0
     assert processes_using(data_dir) == []
     assert not (data_dir / "postgres" / "postmaster.pid").exists()
+
+    # Ctrl-C, then `make run` again at once: the closed connections still sit in TIME_WAIT, which
+    # gunicorn (SO_REUSEADDR) does not mind, so neither may the launcher's free-port check.
+    lingering = in_time_wait(web_port)
+    again = run_devstack("run", env=env, start_new_session=True)
+    try:
+        wait_ready(again, web_port)
+    finally:
+        if again.poll() is None:
+            os.killpg(again.pid, signal.SIGINT)
+        again_output, _ = again.communicate(timeout=90)
+
+    assert last_served == 200 and lingering
+    assert "is taken" not in again_output
+    assert "stopped; nothing left running" in again_output
+    assert processes_using(data_dir) == []

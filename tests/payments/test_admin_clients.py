@@ -10,7 +10,7 @@ def test_client_key_and_idempotency_key_pages_render_for_ops(admin_client, api):
     api_key, _ = api_key_create()
     api.post(
         "/api/v1/payments",
-        {"amount": 5, "currency": "eur", "payment_method": "pm_card_visa"},
+        {"amount": 500, "currency": "eur", "payment_method": "pm_card_visa"},
         format="json",
         HTTP_IDEMPOTENCY_KEY="admin-view",
     )

@@ -42,18 +42,3 @@ def test_create_api_key_refuses_bad_arguments_and_creates_nothing(args):
         create_api_key(*args)
 
     assert not ApiKey.objects.exists()
-
-
-def test_the_demo_key_is_created_once_and_recreated_if_the_database_lost_it(settings, tmp_path, monkeypatch):
-    from config.devstack import paths
-    from payments.services.clients import api_key_ensure_demo
-
-    monkeypatch.setattr(paths, "DATA_DIR", tmp_path)
-    first = api_key_ensure_demo()
-    assert api_key_ensure_demo() == first
-
-    ApiKey.objects.all().delete()
-    again = api_key_ensure_demo()
-
-    assert again != first
-    assert ApiKey.objects.is_valid(again)

@@ -52,3 +52,16 @@ def test_schema_payment_and_refund_objects_match_what_the_api_answers(api, clien
     assert set(refund_body) == schema_properties(client, "RefundOutput")
     assert set(error_body) == schema_properties(client, "Error")
     assert set(error_body["error"]) == schema_properties(client, "ErrorDetail")
+
+
+def test_schema_lists_exactly_the_accepted_currencies(client):
+    from payments.currencies import CURRENCIES
+
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    currency = schema["components"]["schemas"]["PaymentCreateInput"]["properties"]["currency"]
+    enum = schema["components"]["schemas"][currency["allOf"][0]["$ref"].rsplit("/", 1)[1]]["enum"]
+
+    assert enum == sorted(CURRENCIES)
+    assert "usn" not in enum and "xau" not in enum
+    amount = schema["components"]["schemas"]["PaymentCreateInput"]["properties"]["amount"]
+    assert "usd 50" in amount["description"] and "jpy 50" in amount["description"]

@@ -115,3 +115,38 @@ def test_cancel_of_a_settled_payment_is_409_payment_not_cancelable(api, merchant
 
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "payment_not_cancelable"
+
+
+def test_partial_capture_below_the_providers_minimum_is_amount_too_small_and_changes_nothing(api, merchant):
+    payment = payment_with_status(Payment.Status.REQUIRES_CAPTURE, client=merchant, amount=5000, currency="usd")
+
+    response = capture(api, payment, {"amount": 49})
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["code"], error["param"]) == ("amount_too_small", "amount")
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.REQUIRES_CAPTURE
+    assert not OutboxMessage.objects.exists()
+
+
+def test_partial_capture_of_the_providers_minimum_is_accepted(api, merchant):
+    payment = payment_with_status(Payment.Status.REQUIRES_CAPTURE, client=merchant, amount=5000, currency="usd")
+
+    response = capture(api, payment, {"amount": 50})
+
+    assert response.status_code == 202
+    payment.refresh_from_db()
+    assert payment.amount_to_capture == 50
+
+
+def test_partial_capture_in_a_three_decimal_currency_not_ending_in_0_is_refused(api, merchant):
+    payment = payment_with_status(Payment.Status.REQUIRES_CAPTURE, client=merchant, amount=5000, currency="kwd")
+
+    response = capture(api, payment, {"amount": 1234})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_charge_amount"
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.REQUIRES_CAPTURE
+    assert not OutboxMessage.objects.exists()

@@ -165,3 +165,109 @@ def test_create_payment_uses_the_same_small_number_of_queries_whatever_the_body(
         with django_assert_num_queries(12):
             response = post_payment(api, body, key=key)
         assert response.status_code == 202
+
+
+def assert_refused_and_nothing_stored(response, *, code, param):
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert (error["type"], error["code"], error["param"]) == ("invalid_request_error", code, param)
+    assert not Payment.objects.exists()
+    assert not IdempotencyKey.objects.exists()
+    assert not OutboxMessage.objects.exists()
+
+
+# ISO 4217 fund codes and precious metals: not money a card can be charged in.
+@pytest.mark.parametrize(
+    "currency",
+    ["usn", "clf", "bov", "che", "chw", "cou", "mxv", "uyi", "uyw", "xsu", "xua", "xdr", "xau", "xag", "xpt", "xpd"],
+)
+def test_create_payment_refuses_fund_codes_and_metals(api, currency):
+    response = post_payment(api, {**VALID, "currency": currency})
+
+    assert_refused_and_nothing_stored(response, code="parameter_invalid", param="currency")
+
+
+@pytest.mark.parametrize(
+    ("currency", "why"),
+    [
+        ("ang", "retired: replaced by xcg in 2025, no longer legal tender"),
+        ("std", "retired: replaced by stn in 2018 (Stripe still lists the old code)"),
+        ("hrk", "retired: Croatia adopted the euro in 2023"),
+        ("irr", "legal tender, but Stripe cannot charge it"),
+        ("cup", "legal tender, but Stripe cannot charge it"),
+        ("xts", "reserved for testing"),
+    ],
+)
+def test_create_payment_refuses_currencies_the_provider_cannot_charge(api, currency, why):
+    response = post_payment(api, {**VALID, "currency": currency})
+
+    assert_refused_and_nothing_stored(response, code="parameter_invalid", param="currency")
+
+
+# Stripe's minimum charge amounts (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts),
+# in the minor units of the `amount` field: jpy is zero-decimal, so 50 is ¥50.
+MINIMUMS = [("usd", 50), ("eur", 50), ("gbp", 30), ("jpy", 50), ("krw", 50), ("huf", 17500), ("mxn", 1000)]
+
+
+@pytest.mark.parametrize(("currency", "minimum"), MINIMUMS)
+def test_create_payment_one_below_the_providers_minimum_is_amount_too_small_and_stores_nothing(api, currency, minimum):
+    response = post_payment(api, {**VALID, "currency": currency, "amount": minimum - 1})
+
+    assert_refused_and_nothing_stored(response, code="amount_too_small", param="amount")
+    assert str(minimum) in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(("currency", "minimum"), MINIMUMS)
+def test_create_payment_at_the_providers_minimum_is_accepted(api, currency, minimum):
+    response = post_payment(api, {**VALID, "currency": currency, "amount": minimum})
+
+    assert response.status_code == 202, response.content
+    assert (response.json()["amount"], response.json()["currency"]) == (minimum, currency)
+
+
+def test_a_refused_small_amount_stores_nothing_under_the_key_so_the_client_can_fix_and_retry(api):
+    post_payment(api, {**VALID, "amount": 49}, key="fix-me")
+
+    response = post_payment(api, {**VALID, "amount": 50}, key="fix-me")
+
+    assert response.status_code == 202
+    assert "Idempotent-Replayed" not in response.headers
+
+
+# Three-decimal currencies: Stripe requires the last digit of `amount` to be 0
+# (5.124 KWD must be sent as 5120 or 5130).
+@pytest.mark.parametrize("currency", ["bhd", "jod", "kwd", "omr", "tnd"])
+def test_create_payment_in_a_three_decimal_currency_not_ending_in_0_is_refused(api, currency):
+    response = post_payment(api, {**VALID, "currency": currency, "amount": 5124})
+
+    assert_refused_and_nothing_stored(response, code="invalid_charge_amount", param="amount")
+
+
+@pytest.mark.parametrize("currency", ["bhd", "jod", "kwd", "omr", "tnd"])
+def test_create_payment_in_a_three_decimal_currency_ending_in_0_is_accepted(api, currency):
+    response = post_payment(api, {**VALID, "currency": currency, "amount": 5120})
+
+    assert response.status_code == 202, response.content
+
+
+# ISK and UGX: two decimals in Stripe's amount, but whole units only (5 ISK is 500).
+@pytest.mark.parametrize("currency", ["isk", "ugx"])
+def test_create_payment_in_fractions_of_isk_or_ugx_is_refused(api, currency):
+    response = post_payment(api, {**VALID, "currency": currency, "amount": 550})
+
+    assert_refused_and_nothing_stored(response, code="invalid_charge_amount", param="amount")
+
+
+@pytest.mark.parametrize("currency", ["isk", "ugx"])
+def test_create_payment_in_whole_isk_or_ugx_is_accepted(api, currency):
+    response = post_payment(api, {**VALID, "currency": currency, "amount": 500})
+
+    assert response.status_code == 202, response.content
+
+
+# HUF and TWD are whole units only for Stripe payouts; charges may carry two decimals.
+@pytest.mark.parametrize(("currency", "amount"), [("huf", 17501), ("twd", 1001)])
+def test_create_payment_in_huf_or_twd_may_carry_fractions(api, currency, amount):
+    response = post_payment(api, {**VALID, "currency": currency, "amount": amount})
+
+    assert response.status_code == 202, response.content

@@ -186,3 +186,23 @@ def test_a_payment_locked_longer_than_the_lock_timeout_is_a_409_to_retry_not_a_5
     assert response.json()["error"]["code"] == "lock_timeout"
     assert response.headers["Retry-After"] == "1"
     assert not Refund.objects.exists()
+
+
+def test_refund_in_a_three_decimal_currency_not_ending_in_0_is_refused_and_changes_nothing(api, merchant):
+    payment = payment_with_status(Payment.Status.SUCCEEDED, client=merchant, amount=5000, currency="kwd")
+
+    response = refund(api, payment, {"amount": 1234})
+
+    assert response.status_code == 400
+    assert (response.json()["error"]["code"], response.json()["error"]["param"]) == ("invalid_charge_amount", "amount")
+    payment.refresh_from_db()
+    assert payment.amount_refunded == 0
+    assert not Refund.objects.exists()
+
+
+def test_refund_below_the_charge_minimum_is_allowed(api, merchant):
+    payment = payment_with_status(Payment.Status.SUCCEEDED, client=merchant, amount=5000, currency="usd")
+
+    response = refund(api, payment, {"amount": 1})
+
+    assert response.status_code == 202

@@ -5,6 +5,7 @@ import time
 
 import pytest
 import stripe
+from django.conf import settings
 
 SECRET = "whsec_test_sandbox_secret"
 VISA = {"amount": 2000, "currency": "eur", "payment_method": "pm_card_visa", "confirm": True}
@@ -27,7 +28,7 @@ def test_every_state_change_creates_an_event_listed_newest_first(stripe_client):
     latest = events.data[0]
     assert latest.data.object.id == intent.id
     assert latest.data.object.status == "succeeded"
-    assert latest.api_version == "2026-10-28.endive"
+    assert latest.api_version == settings.STRIPE_API_VERSION
     assert latest.request.idempotency_key == "ev-1"
     assert stripe_client.v1.events.retrieve(latest.id).id == latest.id
 

@@ -8,9 +8,10 @@ import urllib.request
 
 import pytest
 import stripe
+from django.conf import settings
 
 from config.devstack import paths
-from payments.sandbox.faults import parse_spec
+from sandbox.faults import parse_spec
 from tests.fixtures.sandbox import make_stripe_client
 
 VISA = {"amount": 2000, "currency": "eur", "payment_method": "pm_card_visa", "confirm": True}
@@ -255,11 +256,13 @@ def test_the_command_starts_the_sandbox_with_faults_and_a_webhook_endpoint(tmp_p
         lines = [process.stdout.readline() for _ in range(2)]
         url = next(line.split()[-4] for line in lines if "listening on" in line)
         faults = json.loads(urllib.request.urlopen(f"{url}/_sandbox/faults", timeout=5).read())  # noqa: S310
+        health = json.loads(urllib.request.urlopen(f"{url}/_sandbox/health", timeout=5).read())  # noqa: S310
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=10)
 
     assert "webhooks -> http://127.0.0.1:9/hook" in "".join(lines)
+    assert health["api_version"] == settings.STRIPE_API_VERSION  # the command hands the sandbox our pin
     assert faults == {
         "seed": 7,
         "faults": [

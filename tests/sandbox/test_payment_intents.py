@@ -5,7 +5,7 @@ import time
 import pytest
 import stripe
 
-from payments.sandbox import cards
+from sandbox import cards
 
 CARD = {"amount": 2000, "currency": "eur"}
 

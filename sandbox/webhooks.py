@@ -15,10 +15,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
-from payments.sandbox.faults import Faults
-from payments.sandbox.state import Store, _wants, new_id, public
+from sandbox.faults import Faults
+from sandbox.state import Store, _wants, new_id, public
 
-logger = logging.getLogger("payments.sandbox.webhooks")
+logger = logging.getLogger("sandbox.webhooks")
 REORDER_HOLD_MS = 300
 
 

@@ -9,8 +9,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from payments.sandbox import cards
-from payments.sandbox.errors import StripeError, invalid, missing, not_found, unexpected_state
+from sandbox import cards
+from sandbox.errors import StripeError, invalid, missing, not_found, unexpected_state
 
 CANCELABLE = {"requires_payment_method", "requires_confirmation", "requires_action", "requires_capture"}
 CONFIRMABLE = {"requires_payment_method", "requires_confirmation"}

@@ -12,15 +12,14 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from payments.sandbox import forms
-from payments.sandbox.errors import StripeError, api_error, not_found
-from payments.sandbox.faults import REQUEST_KINDS, Faults, coerce
-from payments.sandbox.idempotency import IdempotencyStore
-from payments.sandbox.state import Store, new_id, public
-from payments.sandbox.webhooks import Dispatcher
+from sandbox import forms
+from sandbox.errors import StripeError, api_error, not_found
+from sandbox.faults import REQUEST_KINDS, Faults, coerce
+from sandbox.idempotency import IdempotencyStore
+from sandbox.state import Store, new_id, public
+from sandbox.webhooks import Dispatcher
 
-logger = logging.getLogger("payments.sandbox")
-API_VERSION = "2026-10-28.endive"  # what the pinned SDK sends; events carry it
+logger = logging.getLogger("sandbox")
 _ROUTES: list[tuple[str, re.Pattern, str]] = []
 
 
@@ -87,7 +86,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Request-Id", self.request_id)
-        self.send_header("Stripe-Version", API_VERSION)
+        self.send_header("Stripe-Version", self.server.sandbox.api_version)
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
@@ -350,7 +349,7 @@ class Handler(BaseHTTPRequestHandler):
     # --- control routes (not Stripe's) ---------------------------------------------------------
     @route("GET", "/_sandbox/health")
     def control_health(self, body, query):
-        return 200, {"status": "ok", "api_version": API_VERSION}
+        return 200, {"status": "ok", "api_version": self.server.sandbox.api_version}
 
     @route("GET", "/_sandbox/faults")
     def control_faults(self, body, query):
@@ -404,11 +403,17 @@ class SandboxHTTPServer(ThreadingHTTPServer):
 
 
 class SandboxServer:
-    """The sandbox, startable in a thread (tests) or in the foreground (`manage.py stripe_sandbox`)."""
+    """The sandbox, startable in a thread (tests) or in the foreground (`manage.py stripe_sandbox`).
+
+    `api_version` is the Stripe API version it speaks (the `Stripe-Version` header, every event's
+    `api_version`). It is the backend's pinned `STRIPE_API_VERSION`, passed in rather than written
+    here: the sandbox imports nothing of ours, and the pin has one home.
+    """
 
     def __init__(
         self,
         *,
+        api_version: str,
         host: str = "127.0.0.1",
         port: int = 12111,
         seed: int | None = None,
@@ -418,9 +423,10 @@ class SandboxServer:
         webhook_max_attempts: int = 8,
         idempotency_ttl_seconds: float = 24 * 3600,
     ) -> None:
+        self.api_version = api_version
         self.faults = Faults(seed=seed)
         self.faults.replace(faults or [], seed=seed)
-        self.store = Store(api_version=API_VERSION, async_settle_seconds=async_settle_seconds)
+        self.store = Store(api_version=api_version, async_settle_seconds=async_settle_seconds)
         self.dispatcher = Dispatcher(
             self.store, self.faults, retry_base_seconds=webhook_retry_base_seconds, max_attempts=webhook_max_attempts
         )
@@ -466,7 +472,7 @@ def serve(server: SandboxServer) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     server.start()
-    print(f"Stripe sandbox listening on {server.url} (API version {API_VERSION})", flush=True)
+    print(f"Stripe sandbox listening on {server.url} (API version {server.api_version})", flush=True)
     stop.wait()
     server.stop()
     print("Stripe sandbox stopped", flush=True)

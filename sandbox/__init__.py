@@ -7,6 +7,6 @@ methods; Stripe's idempotency semantics; signed webhooks with retries; faults on
 for the judge. Standard library only, and no Django, so it starts fast and runs anywhere.
 """
 
-from payments.sandbox.server import SandboxServer, serve
+from sandbox.server import SandboxServer, serve
 
 __all__ = ["SandboxServer", "serve"]

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from payments.sandbox.errors import StripeError
+from sandbox.errors import StripeError
 
 DEFAULT_TTL_SECONDS = 24 * 60 * 60
 

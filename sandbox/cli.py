@@ -1,4 +1,4 @@
-"""Command line of the sandbox, shared by `python -m payments.sandbox` and `manage.py stripe_sandbox`."""
+"""Command line of the sandbox, shared by `python -m sandbox` and `manage.py stripe_sandbox`."""
 
 from __future__ import annotations
 
@@ -6,12 +6,21 @@ import argparse
 import json
 import os
 
-from payments.sandbox.faults import parse_spec
-from payments.sandbox.server import SandboxServer, serve
+from sandbox.faults import parse_spec
+from sandbox.server import SandboxServer, serve
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, *, api_version: str | None = None) -> None:
+    """Declare the sandbox's flags; `api_version` is the default of --api-version (the caller's pin)."""
     env = os.environ.get
+    api_version = api_version or env("SANDBOX_API_VERSION")
+    parser.add_argument(
+        "--api-version",
+        default=api_version,
+        required=api_version is None,
+        help="the Stripe API version to speak, e.g. the backend's pinned STRIPE_API_VERSION "
+        "(env SANDBOX_API_VERSION; manage.py stripe_sandbox passes the backend's)",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(env("SANDBOX_PORT") or 12111))
     parser.add_argument(
@@ -49,6 +58,7 @@ def build(options: argparse.Namespace | dict) -> SandboxServer:
     options = vars(options) if isinstance(options, argparse.Namespace) else options
     faults = json.loads(os.environ.get("SANDBOX_FAULTS") or "[]") + [parse_spec(s) for s in options["fault"]]
     server = SandboxServer(
+        api_version=options["api_version"],
         host=options["host"],
         port=options["port"],
         seed=options["seed"],
@@ -64,7 +74,7 @@ def build(options: argparse.Namespace | dict) -> SandboxServer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m payments.sandbox", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
     add_arguments(parser)
     serve(build(parser.parse_args(argv)))
     return 0

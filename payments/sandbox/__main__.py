@@ -1,5 +1,0 @@
-import sys
-
-from payments.sandbox.cli import main
-
-sys.exit(main())
