@@ -92,6 +92,13 @@ class Payment(fsm.ConcurrentTransitionMixin, BaseModel):
 
     class Meta:
         ordering = ["-id"]
+        # Moving money is never implied by `view` or `change`: each admin action that moves money
+        # checks its own permission, granted only to the ops staff who may do it.
+        permissions = [
+            ("capture_payment", "Can capture payments"),
+            ("cancel_payment", "Can cancel payments"),
+            ("refund_payment", "Can refund payments"),
+        ]
         indexes = [models.Index(fields=["client", "-id"], name="payment_client_recent")]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0, amount__lte=MAX_AMOUNT), name="payment_amount_bounded"),
