@@ -4,6 +4,7 @@ local.py, test.py and production.py only override. Every variable is listed in R
 .env.example.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -46,6 +47,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "rest_framework_api_key",
+    "axes",
     "payments",
     "outbox",
     "webhooks",
@@ -62,6 +64,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a refused login into the lockout answer
 ]
 
 TEMPLATES = [
@@ -84,6 +87,34 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+
+# ADMIN LOGIN LOCKOUT --------------------------------------------------------------------------
+# https://django-axes.readthedocs.io/en/latest/4_configuration.html
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before any password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+# Lock the (username, address) pair, never one of them alone. By username alone, anyone who knows an
+# admin's name could lock that admin out from everywhere, during an incident say; by address alone, one
+# person's typos behind the office NAT or VPN would lock out every colleague there. The pair stops
+# guessing one account's password from one place (5 tries per 15 minutes); guessing from many addresses
+# at once is what strong passwords (AUTH_PASSWORD_VALIDATORS) are for.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True  # a typo now and then never adds up to a lockout
+AXES_VERBOSE = False  # log lines name only the (masked) lockout keys, never the raw user agent
+# Which address is the client's. With no proxy in front, the peer's (REMOTE_ADDR): X-Forwarded-For is
+# whatever the client wrote, and trusting it would let one attacker change address on every try.
+# Behind TRUSTED_PROXY_COUNT proxies that each append to X-Forwarded-For, the header must have exactly
+# that many entries (ipware counts the ones before the last proxy); a longer, forged one is not believed.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+    AXES_IPWARE_PROXY_COUNT = TRUSTED_PROXY_COUNT - 1
+    AXES_IPWARE_PROXY_ORDER = "left-most"
+else:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 
 # DATABASE -------------------------------------------------------------------------------------
 # With no DATABASE_URL, the embedded PostgreSQL of the dev stack (a Unix socket under .data/).
