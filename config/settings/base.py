@@ -116,16 +116,22 @@ if TRUSTED_PROXY_COUNT:
 else:
     AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 
+
 # DATABASE -------------------------------------------------------------------------------------
+def database(url: str) -> dict:
+    """Return the settings of a connection to the PostgreSQL at `url`: every settings module uses this."""
+    config = env.db_url_config(url)
+    config["ATOMIC_REQUESTS"] = False  # services own their transactions
+    config["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    config["CONN_HEALTH_CHECKS"] = True
+    # A request that hangs inside a transaction must not hold row locks (or an idempotency key) forever.
+    timeout_ms = env.int("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", default=60_000)
+    config.setdefault("OPTIONS", {})["options"] = f"-c idle_in_transaction_session_timeout={timeout_ms}"
+    return config
+
+
 # With no DATABASE_URL, the embedded PostgreSQL of the dev stack (a Unix socket under .data/).
-DATABASES = {"default": env.db("DATABASE_URL", default=paths.local_database_url())}
-DATABASES["default"]["ATOMIC_REQUESTS"] = False  # services own their transactions
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# A request that hangs inside a transaction must not hold row locks (or an idempotency key) forever.
-DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
-    f"-c idle_in_transaction_session_timeout={env.int('DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS', default=60_000)}"
-)
+DATABASES = {"default": database(env("DATABASE_URL", default=paths.local_database_url()))}
 
 # REDIS ----------------------------------------------------------------------------------------
 # One Redis: Celery's broker and the store shared by every worker (rate limits).

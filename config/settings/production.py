@@ -3,7 +3,7 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *
-from .base import BASE_DIR, env
+from .base import BASE_DIR, database, env
 
 DEBUG = env.bool("DEBUG", default=False)
 if DEBUG:
@@ -11,10 +11,7 @@ if DEBUG:
 SECRET_KEY = env("SECRET_KEY", default="")
 if len(SECRET_KEY) < 32:
     raise ImproperlyConfigured("SECRET_KEY must be set (at least 32 characters) in production")
-DATABASES = {"default": env.db("DATABASE_URL")}  # required: no embedded fallback here
-DATABASES["default"].update(
-    ATOMIC_REQUESTS=False, CONN_MAX_AGE=env.int("CONN_MAX_AGE", default=60), CONN_HEALTH_CHECKS=True
-)
+DATABASES = {"default": database(env("DATABASE_URL"))}  # required: no embedded fallback here
 REDIS_URL = env("REDIS_URL")
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)

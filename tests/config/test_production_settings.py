@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -5,6 +6,7 @@ import sys
 import pytest
 
 from config.devstack import paths
+from config.settings.base import database
 
 GOOD = {
     "DJANGO_SETTINGS_MODULE": "config.settings.production",
@@ -16,21 +18,29 @@ GOOD = {
 }
 
 
-def load_production_settings(**overrides: str | None) -> subprocess.CompletedProcess:
+def run_in_production(*args: str, **overrides: str | None) -> subprocess.CompletedProcess:
+    """Run `python *args` with production settings, GOOD's variables and `overrides` (None unsets one)."""
     env = {key: value for key, value in os.environ.items() if key not in GOOD and key != "DEBUG"}
     env.update({key: value for key, value in {**GOOD, **overrides}.items() if value is not None})
     return subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)",
-        ],
-        env=env,
-        cwd=paths.BASE_DIR,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        [sys.executable, *args], env=env, cwd=paths.BASE_DIR, capture_output=True, text=True, timeout=60
     )
+
+
+def production_settings(*names: str, **overrides: str | None) -> dict:
+    """Return the named settings as production computes them (JSON-able values only)."""
+    code = (
+        "import django, json; django.setup(); from django.conf import settings; "
+        f"print(json.dumps({{name: getattr(settings, name) for name in {list(names)!r}}}))"
+    )
+    result = run_in_production("-c", code, **overrides)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def load_production_settings(**overrides: str | None) -> subprocess.CompletedProcess:
+    code = "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)"
+    return run_in_production("-c", code, **overrides)
 
 
 def test_production_settings_load_with_every_required_value():
@@ -71,3 +81,19 @@ def test_base_settings_pin_the_stripe_api_version_and_keep_requests_non_atomic(s
     assert settings.DATABASES["default"]["ATOMIC_REQUESTS"] is False
     assert settings.DEFAULT_AUTO_FIELD == "django.db.models.BigAutoField"
     assert settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+def test_production_keeps_the_database_options_every_settings_module_shares():
+    shared = database(GOOD["DATABASE_URL"])
+
+    production = production_settings("DATABASES")["DATABASES"]["default"]
+
+    assert {key: production[key] for key in shared} == json.loads(json.dumps(shared))  # Django adds defaults
+    assert production["OPTIONS"]["options"] == "-c idle_in_transaction_session_timeout=60000"
+    assert (production["ATOMIC_REQUESTS"], production["CONN_HEALTH_CHECKS"]) == (False, True)
+
+
+def test_production_reads_the_idle_in_transaction_timeout_from_the_environment():
+    production = production_settings("DATABASES", DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS="5000")["DATABASES"]
+
+    assert production["default"]["OPTIONS"]["options"] == "-c idle_in_transaction_session_timeout=5000"
