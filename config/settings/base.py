@@ -88,6 +88,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 
+# https://docs.djangoproject.com/en/5.2/ref/settings/#session-cookie-age
+# Admin sessions (the API uses keys, not sessions) end this long after login, however busy: a cookie
+# that leaks or a browser left open moves no money the next morning.
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 60 * 60)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+
 # ADMIN LOGIN LOCKOUT --------------------------------------------------------------------------
 # https://django-axes.readthedocs.io/en/latest/4_configuration.html
 AUTHENTICATION_BACKENDS = [

@@ -10,7 +10,7 @@ from config.settings.base import database
 
 GOOD = {
     "DJANGO_SETTINGS_MODULE": "config.settings.production",
-    "SECRET_KEY": "p" * 50,
+    "SECRET_KEY": "prod-like-K8v#Qz2!mW7@rT4$yN1^bX6&cJ9*pL3(hF5)dS0-gA",  # as random as check --deploy wants
     "DATABASE_URL": "postgres://app@db.internal/payments",
     "REDIS_URL": "redis://redis.internal:6379/0",
     "STRIPE_SECRET_KEY": "sk_live_123",
@@ -97,3 +97,30 @@ def test_production_reads_the_idle_in_transaction_timeout_from_the_environment()
     production = production_settings("DATABASES", DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS="5000")["DATABASES"]
 
     assert production["default"]["OPTIONS"]["options"] == "-c idle_in_transaction_session_timeout=5000"
+
+
+@pytest.mark.parametrize("preload", ["false", "true"])
+def test_check_deploy_reports_nothing_with_production_settings(preload):
+    result = run_in_production("manage.py", "check", "--deploy", "--fail-level", "WARNING", SECURE_HSTS_PRELOAD=preload)
+
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_production_pins_https_for_a_year_and_ends_admin_sessions_within_hours():
+    production = production_settings(
+        "SECURE_HSTS_SECONDS",
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+        "SECURE_HSTS_PRELOAD",
+        "SESSION_COOKIE_AGE",
+        "SESSION_EXPIRE_AT_BROWSER_CLOSE",
+        "SESSION_COOKIE_SECURE",
+        "CSRF_COOKIE_SECURE",
+    )
+
+    assert production["SECURE_HSTS_SECONDS"] >= 365 * 24 * 60 * 60
+    assert production["SECURE_HSTS_INCLUDE_SUBDOMAINS"] is True
+    assert production["SECURE_HSTS_PRELOAD"] is False  # the domain owner's decision: SECURE_HSTS_PRELOAD
+    assert production["SESSION_COOKIE_AGE"] <= 12 * 60 * 60
+    assert production["SESSION_EXPIRE_AT_BROWSER_CLOSE"] is True
+    assert production["SESSION_COOKIE_SECURE"] is production["CSRF_COOKIE_SECURE"] is True
