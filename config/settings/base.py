@@ -127,8 +127,8 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15
 # Lock the (username, address) pair, never one of them alone. By username alone, anyone who knows an
 # admin's name could lock that admin out from everywhere, during an incident say; by address alone, one
 # person's typos behind the office NAT or VPN would lock out every colleague there. The pair stops
-# guessing one account's password from one place (5 tries per 15 minutes); guessing from many addresses
-# at once is what strong passwords (AUTH_PASSWORD_VALIDATORS) are for.
+# guessing one account's password from one place (AXES_FAILURE_LIMIT tries per cool-off); guessing from many
+# addresses at once is what strong passwords (AUTH_PASSWORD_VALIDATORS) are for.
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True  # a typo now and then never adds up to a lockout
 AXES_VERBOSE = False  # log lines name only the (masked) lockout keys, never the raw user agent
