@@ -9,6 +9,7 @@ from pathlib import Path
 import environ
 from celery.schedules import crontab
 
+from config import log
 from config.devstack import paths
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -172,15 +173,10 @@ CORS_ALLOW_HEADERS = ["accept", "authorization", "content-type", "idempotency-ke
 CORS_EXPOSE_HEADERS = ["idempotent-replayed", "retry-after", "request-id"]
 
 # LOGGING --------------------------------------------------------------------------------------
+# One JSON line per event, structlog's and the standard library's alike (config/log.py).
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+LOGGING = log.logging_config(level=LOG_LEVEL)
+log.structlog_configure()
 
 # IDEMPOTENCY ----------------------------------------------------------------------------------
 # How long a client's Idempotency-Key is remembered (Stripe: 24 hours).
