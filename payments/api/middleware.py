@@ -1,4 +1,4 @@
-"""One access log line per API request, with a request id the client can quote (Stripe's Request-Id)."""
+"""The API's edge: a request id the client can quote (Stripe's Request-Id), one access log line, no-store."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 class RequestIdMiddleware:
-    """Tag every response with our `Request-Id` and log one structured line per API request.
+    """Tag every response with our `Request-Id`; mark API answers no-store and log one line for each.
 
     The id is always ours, so a log search by id finds our request and no other. The line holds
     method, path, status, duration and client (never bodies, query strings or the Referer, so no
@@ -35,6 +35,9 @@ class RequestIdMiddleware:
             response = self.get_response(request)
             response["Request-Id"] = request.request_id
             if request.path.startswith("/api/"):
+                # Answers are per client and per moment, errors and replays included: no browser or
+                # proxy may keep a copy (https://www.rfc-editor.org/rfc/rfc9111#name-no-store).
+                response["Cache-Control"] = "no-store"
                 logger.info(
                     "api_request",
                     client_request_id=client_request_id,
