@@ -6,7 +6,9 @@ import re
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.settings import api_settings
 
+from payments.api.parsers import LONE_SURROGATE, NOT_UNICODE
 from payments.currencies import ISO_4217_CURRENCIES
 
 
@@ -20,11 +22,13 @@ class StrictIntegerField(serializers.IntegerField):
 
 
 class StrictCharField(serializers.CharField):
-    default_error_messages = {"not_string": "Must be a JSON string."}
+    default_error_messages = {"not_string": "Must be a JSON string.", "not_unicode": NOT_UNICODE}
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("not_string")
+        if LONE_SURROGATE.search(data):  # the parser refuses these first; a field must not rely on it
+            self.fail("not_unicode")
         return super().to_internal_value(data)
 
 
@@ -61,6 +65,7 @@ class MetadataField(serializers.Field):
         "too_many": f"At most {METADATA_MAX_KEYS} keys are allowed.",
         "bad_key": f"Keys must be 1 to {METADATA_KEY_MAX_LENGTH} characters, without square brackets.",
         "bad_value": f"Values must be strings of at most {METADATA_VALUE_MAX_LENGTH} characters.",
+        "not_unicode": NOT_UNICODE,
     }
 
     def to_internal_value(self, data):
@@ -73,6 +78,8 @@ class MetadataField(serializers.Field):
                 self.fail("bad_key")
             if not isinstance(value, str) or len(value) > METADATA_VALUE_MAX_LENGTH or "\x00" in value:
                 self.fail("bad_value")
+            if LONE_SURROGATE.search(key) or LONE_SURROGATE.search(value):
+                self.fail("not_unicode")
         return dict(data)
 
     def to_representation(self, value):
@@ -87,6 +94,9 @@ class StrictInputSerializer(serializers.Serializer):
     def to_internal_value(self, data):
         if isinstance(data, dict):
             unknown = sorted(set(data) - set(self.fields))
+            if any(LONE_SURROGATE.search(name) for name in unknown):
+                # A name that could not be echoed as `param`: the error names no parameter.
+                raise serializers.ValidationError({api_settings.NON_FIELD_ERRORS_KEY: [NOT_UNICODE]})
             if unknown:
                 raise serializers.ValidationError(
                     {unknown[0]: [serializers.ErrorDetail("Received unknown parameter.", code="unknown_field")]}
