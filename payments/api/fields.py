@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -43,6 +44,26 @@ class CurrencyField(StrictCharField):
         if value not in ISO_4217_CURRENCIES:
             self.fail("not_currency")
         return value
+
+
+# The last second Python's datetime can hold (PostgreSQL could go further; the ORM cannot).
+MAX_UNIX_TIME = int(datetime.max.replace(microsecond=0, tzinfo=UTC).timestamp())  # 9999-12-31T23:59:59Z
+
+
+class UnixTimeField(serializers.IntegerField):
+    """Unix seconds (a query parameter such as `created[gte]`) as an aware UTC datetime."""
+
+    default_error_messages = {"not_a_date": f"Must be Unix seconds from 0 to {MAX_UNIX_TIME} (the end of year 9999)."}
+
+    def to_internal_value(self, data):
+        seconds = super().to_internal_value(data)
+        # Checked here, not with max_value: validators run after this conversion, which would overflow.
+        if not 0 <= seconds <= MAX_UNIX_TIME:
+            self.fail("not_a_date")
+        return datetime.fromtimestamp(seconds, tz=UTC)
+
+    def to_representation(self, value):
+        return int(value.timestamp())
 
 
 # Stripe-style bounds: https://docs.stripe.com/api/metadata
