@@ -166,6 +166,11 @@ SPECTACULAR_SETTINGS = {
 }
 # Requests per minute per API client, unless the client has its own limit (admin, --rate-limit).
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=600)
+# Failed API-key attempts allowed per client address (REMOTE_ADDR; an IPv6 /64) in any window of
+# this many seconds; past them that address is answered 429 before its keys are looked up. Keys are
+# too long to guess, so a real client never gets near; behind a proxy see README ("client address").
+API_KEY_FAILURE_LIMIT = env.int("API_KEY_FAILURE_LIMIT", default=20)
+API_KEY_FAILURE_WINDOW_SECONDS = env.int("API_KEY_FAILURE_WINDOW_SECONDS", default=300)
 # https://github.com/adamchainz/django-cors-headers#configuration ; off unless origins are listed
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/api/.*$"

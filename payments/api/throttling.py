@@ -1,7 +1,11 @@
-"""Rate limits shared by every web process through Redis: a sliding log per client, one Lua round trip."""
+"""
+Rate limits shared by every web process through Redis, each a sliding log in one Lua round trip:
+requests per API client, and failed API-key attempts per client address.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import secrets
@@ -90,3 +94,44 @@ class ClientRateThrottle(BaseThrottle):
 
     def wait(self) -> float | None:
         return getattr(self, "_wait", None)
+
+
+def _address_key(remote_addr: str) -> str:
+    """An address as the limiter counts it: IPv4 as is, IPv6 by its /64 (one subscriber's, as a rule)."""
+    try:
+        address = ipaddress.ip_address(remote_addr)
+    except ValueError:
+        return "unknown"
+    if address.version == 6 and address.ipv4_mapped is None:
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(getattr(address, "ipv4_mapped", None) or address)
+
+
+def _api_key_failures(*, remote_addr: str, record: bool) -> int:
+    try:
+        return sliding_log_wait(
+            key=f"ratelimit:api_key_failures:{_address_key(remote_addr)}",
+            limit=settings.API_KEY_FAILURE_LIMIT,
+            window_seconds=settings.API_KEY_FAILURE_WINDOW_SECONDS,
+            now=clock(),
+            record=record,
+        )
+    except redis.RedisError as exc:
+        logger.warning("API key failure limiter unavailable, letting the request through: %s", type(exc).__name__)
+        return 0
+
+
+def api_key_failure_wait(*, remote_addr: str) -> int:
+    """
+    Return the seconds until `remote_addr` may present an API key again; 0 if it may now.
+
+    REMOTE_ADDR is the peer of the WSGI server. Behind a proxy it must be the client's address as
+    the proxy set it (the PROXY protocol, or a proxy that rewrites it): X-Forwarded-For is never
+    read, since any client can send one.
+    """
+    return _api_key_failures(remote_addr=remote_addr, record=False)
+
+
+def api_key_failure_record(*, remote_addr: str) -> None:
+    """Count one failed API-key attempt from `remote_addr` (API_KEY_FAILURE_LIMIT per window)."""
+    _api_key_failures(remote_addr=remote_addr, record=True)

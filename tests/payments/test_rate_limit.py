@@ -67,23 +67,6 @@ def test_when_redis_is_down_requests_are_let_through_with_a_warning(settings, ca
     assert "rate limiter unavailable" in caplog.text
 
 
-class FakeClock:
-    """The limiter's clock, moved by the test: Unix seconds, as time.time() returns them."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    fake = FakeClock(1_900_000_000.0)
-    monkeypatch.setattr(throttling, "clock", fake)
-    return fake
-
-
 def test_retry_after_is_exactly_when_the_next_request_is_allowed(clock):
     client = client_with_limit("retry-after", 50)
     start = clock.now
