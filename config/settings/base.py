@@ -11,6 +11,7 @@ import environ
 from celery.schedules import crontab
 from csp.constants import NONE, SELF
 
+from config import log
 from config.devstack import paths
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -233,6 +234,11 @@ SPECTACULAR_SETTINGS = {
 }
 # Requests per minute per API client, unless the client has its own limit (admin, --rate-limit).
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=600)
+# Failed API-key attempts allowed per client address (REMOTE_ADDR; an IPv6 /64) in any window of
+# this many seconds; past them that address is answered 429 before its keys are looked up. Keys are
+# too long to guess, so a real client never gets near; behind a proxy see README ("client address").
+API_KEY_FAILURE_LIMIT = env.int("API_KEY_FAILURE_LIMIT", default=20)
+API_KEY_FAILURE_WINDOW_SECONDS = env.int("API_KEY_FAILURE_WINDOW_SECONDS", default=300)
 # https://github.com/adamchainz/django-cors-headers#configuration ; off unless origins are listed
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/api/.*$"
@@ -240,15 +246,10 @@ CORS_ALLOW_HEADERS = ["accept", "authorization", "content-type", "idempotency-ke
 CORS_EXPOSE_HEADERS = ["idempotent-replayed", "retry-after", "request-id"]
 
 # LOGGING --------------------------------------------------------------------------------------
+# One JSON line per event, structlog's and the standard library's alike (config/log.py).
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+LOGGING = log.logging_config(level=LOG_LEVEL)
+log.structlog_configure()
 
 # IDEMPOTENCY ----------------------------------------------------------------------------------
 # How long a client's Idempotency-Key is remembered (Stripe: 24 hours).
