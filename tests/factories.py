@@ -1,6 +1,7 @@
 """factory_boy factories for the domain; tests build data through these, never by hand."""
 
 import factory
+from django.contrib.auth.models import Permission, User
 from factory.django import DjangoModelFactory
 
 from payments.models import ApiClient, ApiKey, Payment, Refund
@@ -48,3 +49,22 @@ class RefundFactory(DjangoModelFactory):
 
     payment = factory.SubFactory(PaymentFactory)
     amount = factory.LazyAttribute(lambda refund: refund.payment.amount_received or 1)
+
+
+class StaffUserFactory(DjangoModelFactory):
+    """A staff user holding only the permissions listed (`"payments.view_payment"`), never a superuser."""
+
+    class Meta:
+        model = User
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"staff-{n}")
+    password = factory.django.Password("staff-password")
+    is_staff = True
+
+    @factory.post_generation
+    def permissions(self, create: bool, extracted: list[str] | None, **kwargs) -> None:
+        for name in extracted or []:
+            app_label, codename = name.split(".")
+            self.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))

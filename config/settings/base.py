@@ -4,11 +4,14 @@ local.py, test.py and production.py only override. Every variable is listed in R
 .env.example.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from csp.constants import NONE, SELF
 
+from config import log
 from config.devstack import paths
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -46,6 +49,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "rest_framework_api_key",
+    "axes",
+    "csp",
     "payments",
     "outbox",
     "webhooks",
@@ -54,6 +59,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "payments.api.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -62,6 +68,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a refused login into the lockout answer
 ]
 
 TEMPLATES = [
@@ -85,16 +92,75 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 
+# https://docs.djangoproject.com/en/5.2/ref/settings/#session-cookie-age
+# Admin sessions (the API uses keys, not sessions) end this long after login, however busy: a cookie
+# that leaks or a browser left open moves no money the next morning.
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 60 * 60)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+
+# CONTENT SECURITY POLICY ----------------------------------------------------------------------
+# https://django-csp.readthedocs.io/en/latest/configuration.html
+# The admin and the API docs load only their own files: no inline script or style, nothing from
+# elsewhere. Swagger UI comes from drf-spectacular-sidecar and its start-up script from the docs view
+# itself (config/urls.py); data: images are the icons inlined in Swagger UI's stylesheet.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
+# ADMIN LOGIN LOCKOUT --------------------------------------------------------------------------
+# https://django-axes.readthedocs.io/en/latest/4_configuration.html
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before any password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+# Lock the (username, address) pair, never one of them alone. By username alone, anyone who knows an
+# admin's name could lock that admin out from everywhere, during an incident say; by address alone, one
+# person's typos behind the office NAT or VPN would lock out every colleague there. The pair stops
+# guessing one account's password from one place (AXES_FAILURE_LIMIT tries per cool-off); guessing from many
+# addresses at once is what strong passwords (AUTH_PASSWORD_VALIDATORS) are for.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True  # a typo now and then never adds up to a lockout
+AXES_VERBOSE = False  # log lines name only the (masked) lockout keys, never the raw user agent
+# Which address is the client's. With no proxy in front, the peer's (REMOTE_ADDR): X-Forwarded-For is
+# whatever the client wrote, and trusting it would let one attacker change address on every try.
+# Behind TRUSTED_PROXY_COUNT proxies that each append to X-Forwarded-For, the header must have exactly
+# that many entries (ipware counts the ones before the last proxy); a longer, forged one is not believed.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+    AXES_IPWARE_PROXY_COUNT = TRUSTED_PROXY_COUNT - 1
+    AXES_IPWARE_PROXY_ORDER = "left-most"
+else:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+
+
 # DATABASE -------------------------------------------------------------------------------------
+def database(url: str) -> dict:
+    """Return the settings of a connection to the PostgreSQL at `url`: every settings module uses this."""
+    config = env.db_url_config(url)
+    config["ATOMIC_REQUESTS"] = False  # services own their transactions
+    config["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    config["CONN_HEALTH_CHECKS"] = True
+    # A request that hangs inside a transaction must not hold row locks (or an idempotency key) forever.
+    timeout_ms = env.int("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", default=60_000)
+    config.setdefault("OPTIONS", {})["options"] = f"-c idle_in_transaction_session_timeout={timeout_ms}"
+    return config
+
+
 # With no DATABASE_URL, the embedded PostgreSQL of the dev stack (a Unix socket under .data/).
-DATABASES = {"default": env.db("DATABASE_URL", default=paths.local_database_url())}
-DATABASES["default"]["ATOMIC_REQUESTS"] = False  # services own their transactions
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# A request that hangs inside a transaction must not hold row locks (or an idempotency key) forever.
-DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
-    f"-c idle_in_transaction_session_timeout={env.int('DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS', default=60_000)}"
-)
+DATABASES = {"default": database(env("DATABASE_URL", default=paths.local_database_url()))}
 
 # REDIS ----------------------------------------------------------------------------------------
 # One Redis: Celery's broker and the store shared by every worker (rate limits).
@@ -221,11 +287,18 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],  # the contract is public, the data is not
     "SERVE_AUTHENTICATION": [],
     "SWAGGER_UI_DIST": "SIDECAR",
+    # No badge fetched from validator.swagger.io: it would hand our schema URL to a third party.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
 # Requests per minute per API client, unless the client has its own limit (admin, --rate-limit).
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=600)
+# Failed API-key attempts allowed per client address (REMOTE_ADDR; an IPv6 /64) in any window of
+# this many seconds; past them that address is answered 429 before its keys are looked up. Keys are
+# too long to guess, so a real client never gets near; behind a proxy see README ("client address").
+API_KEY_FAILURE_LIMIT = env.int("API_KEY_FAILURE_LIMIT", default=20)
+API_KEY_FAILURE_WINDOW_SECONDS = env.int("API_KEY_FAILURE_WINDOW_SECONDS", default=300)
 # https://github.com/adamchainz/django-cors-headers#configuration ; off unless origins are listed
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
 CORS_URLS_REGEX = r"^/api/.*$"
@@ -233,20 +306,10 @@ CORS_ALLOW_HEADERS = ["accept", "authorization", "content-type", "idempotency-ke
 CORS_EXPOSE_HEADERS = ["idempotent-replayed", "retry-after", "request-id"]
 
 # LOGGING --------------------------------------------------------------------------------------
+# One JSON line per event, structlog's and the standard library's alike (config/log.py).
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {
-        "django.db.backends": {"level": "WARNING"},
-        # The SDK's INFO lines carry full URLs (search queries hold metadata values) and its DEBUG lines whole
-        # bodies; payments.gateway logs each call without them (issue 8).
-        "stripe": {"level": "WARNING"},
-    },
-}
+LOGGING = log.logging_config(level=LOG_LEVEL)
+log.structlog_configure()
 
 # IDEMPOTENCY ----------------------------------------------------------------------------------
 # How long a client's Idempotency-Key is remembered (Stripe: 24 hours).

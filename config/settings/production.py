@@ -3,7 +3,7 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *
-from .base import BASE_DIR, env
+from .base import BASE_DIR, database, env
 
 DEBUG = env.bool("DEBUG", default=False)
 if DEBUG:
@@ -11,10 +11,7 @@ if DEBUG:
 SECRET_KEY = env("SECRET_KEY", default="")
 if len(SECRET_KEY) < 32:
     raise ImproperlyConfigured("SECRET_KEY must be set (at least 32 characters) in production")
-DATABASES = {"default": env.db("DATABASE_URL")}  # required: no embedded fallback here
-DATABASES["default"].update(
-    ATOMIC_REQUESTS=False, CONN_MAX_AGE=env.int("CONN_MAX_AGE", default=60), CONN_HEALTH_CHECKS=True
-)
+DATABASES = {"default": database(env("DATABASE_URL"))}  # required: no embedded fallback here
 REDIS_URL = env("REDIS_URL")
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
@@ -39,5 +36,13 @@ SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # probes speak plain HTTP inside the cluster
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
-SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 30)
+# https://developer.mozilla.org/docs/Web/HTTP/Headers/Strict-Transport-Security : a year (the
+# shortest that browsers' preload list accepts), on every subdomain too.
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+# Preloading binds the whole domain to HTTPS in browsers for months, and undoing it is slow
+# (https://hstspreload.org/#removal): it is the domain owner's decision, off until they set it.
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+if not SECURE_HSTS_PRELOAD:
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]  # "preload is off": on purpose, see above
 SECURE_CONTENT_TYPE_NOSNIFF = True

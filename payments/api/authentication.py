@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from payments.api.throttling import api_key_failure_record, api_key_failure_wait
 from payments.models import ApiKey
 
 logger = logging.getLogger(__name__)
@@ -21,17 +22,37 @@ class ApiKeyRevoked(exceptions.AuthenticationFailed):
     default_code = "api_key_revoked"
 
 
+class TooManyApiKeyFailures(exceptions.Throttled):
+    default_detail = "Too many failed API key attempts from this address."
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """Bearer API keys; an address that failed API_KEY_FAILURE_LIMIT times in the window is refused first.
+
+    While an address is refused its keys are not even looked up, good ones included: guessing costs
+    the guesser a 429, and a client sharing the address waits at most the window. Requests without a
+    key and accepted keys never count.
+    """
+
     keyword = "Bearer"
 
     def authenticate(self, request):
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header:
             return None  # NotAuthenticated (401 api_key_required) is raised by the permission
-        scheme, _, key = header.partition(" ")
-        if scheme.lower() != self.keyword.lower() or not key.strip():
-            raise exceptions.AuthenticationFailed("Authorization must be 'Bearer <api key>'.")
-        return self._check(key.strip())
+        remote_addr = request.META.get("REMOTE_ADDR", "")
+        wait = api_key_failure_wait(remote_addr=remote_addr)
+        if wait:
+            logger.info("refused an API key from %s for %ss: too many failed attempts", remote_addr, wait)
+            raise TooManyApiKeyFailures(wait=wait)
+        try:
+            scheme, _, key = header.partition(" ")
+            if scheme.lower() != self.keyword.lower() or not key.strip():
+                raise exceptions.AuthenticationFailed("Authorization must be 'Bearer <api key>'.")
+            return self._check(key.strip())
+        except exceptions.AuthenticationFailed:
+            api_key_failure_record(remote_addr=remote_addr)
+            raise
 
     def _check(self, key: str) -> tuple:
         prefix = key.partition(".")[0]

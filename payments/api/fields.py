@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.settings import api_settings
 
+from payments.api.parsers import LONE_SURROGATE, NOT_UNICODE
 from payments.currencies import CURRENCIES
 
 
@@ -20,11 +23,13 @@ class StrictIntegerField(serializers.IntegerField):
 
 
 class StrictCharField(serializers.CharField):
-    default_error_messages = {"not_string": "Must be a JSON string."}
+    default_error_messages = {"not_string": "Must be a JSON string.", "not_unicode": NOT_UNICODE}
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("not_string")
+        if LONE_SURROGATE.search(data):  # the parser refuses these first; a field must not rely on it
+            self.fail("not_unicode")
         return super().to_internal_value(data)
 
 
@@ -44,6 +49,26 @@ class CurrencyField(StrictCharField):
         if value not in CURRENCIES:
             self.fail("not_currency")
         return value
+
+
+# The last second Python's datetime can hold (PostgreSQL could go further; the ORM cannot).
+MAX_UNIX_TIME = int(datetime.max.replace(microsecond=0, tzinfo=UTC).timestamp())  # 9999-12-31T23:59:59Z
+
+
+class UnixTimeField(serializers.IntegerField):
+    """Unix seconds (a query parameter such as `created[gte]`) as an aware UTC datetime."""
+
+    default_error_messages = {"not_a_date": f"Must be Unix seconds from 0 to {MAX_UNIX_TIME} (the end of year 9999)."}
+
+    def to_internal_value(self, data):
+        seconds = super().to_internal_value(data)
+        # Checked here, not with max_value: validators run after this conversion, which would overflow.
+        if not 0 <= seconds <= MAX_UNIX_TIME:
+            self.fail("not_a_date")
+        return datetime.fromtimestamp(seconds, tz=UTC)
+
+    def to_representation(self, value):
+        return int(value.timestamp())
 
 
 # Stripe-style bounds: https://docs.stripe.com/api/metadata
@@ -66,6 +91,7 @@ class MetadataField(serializers.Field):
         "too_many": f"At most {METADATA_MAX_KEYS} keys are allowed.",
         "bad_key": f"Keys must be 1 to {METADATA_KEY_MAX_LENGTH} characters, without square brackets.",
         "bad_value": f"Values must be strings of at most {METADATA_VALUE_MAX_LENGTH} characters.",
+        "not_unicode": NOT_UNICODE,
     }
 
     def to_internal_value(self, data):
@@ -78,6 +104,8 @@ class MetadataField(serializers.Field):
                 self.fail("bad_key")
             if not isinstance(value, str) or len(value) > METADATA_VALUE_MAX_LENGTH or "\x00" in value:
                 self.fail("bad_value")
+            if LONE_SURROGATE.search(key) or LONE_SURROGATE.search(value):
+                self.fail("not_unicode")
         return dict(data)
 
     def to_representation(self, value):
@@ -92,6 +120,9 @@ class StrictInputSerializer(serializers.Serializer):
     def to_internal_value(self, data):
         if isinstance(data, dict):
             unknown = sorted(set(data) - set(self.fields))
+            if any(LONE_SURROGATE.search(name) for name in unknown):
+                # A name that could not be echoed as `param`: the error names no parameter.
+                raise serializers.ValidationError({api_settings.NON_FIELD_ERRORS_KEY: [NOT_UNICODE]})
             if unknown:
                 raise serializers.ValidationError(
                     {unknown[0]: [serializers.ErrorDetail("Received unknown parameter.", code="unknown_field")]}

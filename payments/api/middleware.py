@@ -1,43 +1,56 @@
-"""One access log line per API request, with a request id the client can quote (Stripe's Request-Id)."""
+"""The API's edge: a request id the client can quote (Stripe's Request-Id), one access log line, no-store."""
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 
+import structlog
 from ulid import ULID
 
-logger = logging.getLogger("payments.api.access")
-_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+logger = structlog.get_logger("payments.api.access")
+# A client's own correlation id is logged beside ours when it is short and plainly printable;
+# anything else (spaces, controls, non-ASCII, long) is dropped rather than cleaned up.
+_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 class RequestIdMiddleware:
-    """Tag every response with `Request-Id` and log method, path, status, duration and client.
+    """Tag every response with our `Request-Id`; mark API answers no-store and log one line for each.
 
-    Only the path is logged (ids, never bodies or query strings), so no card data or personal data
-    (customer_reference, metadata) reaches the logs.
+    The id is always ours, so a log search by id finds our request and no other. The line holds
+    method, path, status, duration and client (never bodies, query strings or the Referer, so no
+    card data, API key or personal data reaches the logs); the JSON renderer (config/log.py) escapes
+    every value a client controls. Every event logged while the request runs carries its request_id.
     """
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
+        request.request_id = f"req_{ULID()}"
         incoming = request.headers.get("X-Request-Id", "")
-        request.request_id = incoming if _CLIENT_REQUEST_ID.match(incoming) else f"req_{ULID()}"
+        client_request_id = incoming if _CLIENT_REQUEST_ID.fullmatch(incoming) else None
         started = time.perf_counter()
-        response = self.get_response(request)
-        response["Request-Id"] = request.request_id
-        if request.path.startswith("/api/"):
-            client = getattr(getattr(request, "user", None), "name", "-")
-            logger.info(
-                "request_id=%s method=%s path=%s status=%s duration_ms=%.1f client=%s bytes_in=%s",
-                request.request_id,
-                request.method,
-                request.path,
-                response.status_code,
-                (time.perf_counter() - started) * 1000,
-                client,
-                request.headers.get("Content-Length", "0"),
-            )
+        with structlog.contextvars.bound_contextvars(request_id=request.request_id):
+            response = self.get_response(request)
+            response["Request-Id"] = request.request_id
+            if request.path.startswith("/api/"):
+                # Answers are per client and per moment, errors and replays included: no browser or
+                # proxy may keep a copy (https://www.rfc-editor.org/rfc/rfc9111#name-no-store).
+                response["Cache-Control"] = "no-store"
+                logger.info(
+                    "api_request",
+                    client_request_id=client_request_id,
+                    method=request.method,
+                    path=request.path,
+                    status=response.status_code,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                    client=getattr(getattr(request, "user", None), "name", None),
+                    bytes_in=_content_length(request),
+                )
         return response
+
+
+def _content_length(request) -> int | None:
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    return int(length) if length.isdigit() and len(length) < 20 else None  # a header, so not trusted

@@ -10,6 +10,7 @@ from payments.api.fields import (
     StrictCharField,
     StrictInputSerializer,
     StrictIntegerField,
+    UnixTimeField,
 )
 from payments.currencies import CURRENCIES, charge_amount_validate
 from payments.errors import PaymentsError
@@ -77,11 +78,18 @@ class RefundCreateInputSerializer(StrictInputSerializer):
 
 
 class PaymentListInputSerializer(StrictInputSerializer):
+    """Query parameters under the names clients send (`created[gte]`), so an error names the one sent."""
+
     status = serializers.ChoiceField(choices=PUBLIC_STATUSES, required=False)
-    created_gte = serializers.IntegerField(min_value=0, max_value=2**40, required=False)
-    created_lte = serializers.IntegerField(min_value=0, max_value=2**40, required=False)
     limit = serializers.IntegerField(min_value=1, max_value=100, default=10)
     starting_after = serializers.CharField(max_length=40, required=False)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        # Brackets cannot be attribute names; validated data holds them as created_gte / created_lte.
+        fields["created[gte]"] = UnixTimeField(source="created_gte", required=False)
+        fields["created[lte]"] = UnixTimeField(source="created_lte", required=False)
+        return fields
 
 
 def _epoch(value) -> int:

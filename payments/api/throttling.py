@@ -1,9 +1,14 @@
-"""Per-client rate limit shared by every web process through Redis (a sliding window counter)."""
+"""
+Rate limits shared by every web process through Redis, each a sliding log in one Lua round trip:
+requests per API client, and failed API-key attempts per client address.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
+import secrets
 import time
 from functools import lru_cache
 
@@ -15,13 +20,26 @@ from payments.models import ApiClient
 
 logger = logging.getLogger(__name__)
 WINDOW_SECONDS = 60
-# One round trip: count this request in the current minute and read the previous minute. The estimate
-# previous * (unelapsed share) + current smooths the burst a fixed window allows at its edges.
-_SLIDING_WINDOW = """
-local current = redis.call('INCR', KEYS[1])
-if current == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-local previous = tonumber(redis.call('GET', KEYS[2]) or '0')
-return {current, previous}
+clock = time.time  # read once per request; tests move it instead of sleeping
+
+# KEYS[1] is a sorted set of the times (ms) of the requests allowed in the last window. A request is
+# allowed, and recorded when ARGV[4] names it, only while fewer than `limit` remain: a refused request
+# costs nothing, so a client that retries as told is never kept out longer. Refused, the answer is
+# the milliseconds until enough of the oldest have left the window, the moment one is really allowed
+# (0 means allowed). An exact sliding window: never more than `limit` in any `window`.
+_SLIDING_LOG = """
+local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+if count < limit then
+  if ARGV[4] ~= '' then
+    redis.call('ZADD', KEYS[1], now, ARGV[4])
+    redis.call('PEXPIRE', KEYS[1], window)
+  end
+  return 0
+end
+local oldest = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
+return tonumber(oldest[2]) + window - now
 """
 
 
@@ -31,11 +49,25 @@ def _redis(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=0.25, socket_connect_timeout=0.25)
 
 
-class ClientRateThrottle(BaseThrottle):
-    """Allow each API client `rate_limit_per_minute` requests (default API_RATE_LIMIT_PER_MINUTE).
+def sliding_log_wait(*, key: str, limit: int, window_seconds: int, now: float, record: bool) -> int:
+    """
+    Return 0 if one more event fits in the window at `now` (recording it if `record`), else the
+    whole seconds until one will, rounded up so a client that waits that long is never refused.
 
-    If Redis cannot be reached the request is let through with a warning: the limiter protects the
-    service; it must never be the reason a payment is refused.
+    :raises redis.RedisError: if Redis cannot be reached (callers let the request through)
+    """
+    now_ms = int(now * 1000)
+    member = f"{now_ms}:{secrets.token_hex(4)}" if record else ""  # unique: two events in one ms both count
+    wait_ms = _redis(settings.REDIS_URL).eval(_SLIDING_LOG, 1, key, now_ms, window_seconds * 1000, limit, member)
+    return math.ceil(int(wait_ms) / 1000)
+
+
+class ClientRateThrottle(BaseThrottle):
+    """Allow each API client `rate_limit_per_minute` requests in any 60 s (default API_RATE_LIMIT_PER_MINUTE).
+
+    Retry-After is the time until a request will really be allowed. If Redis cannot be reached the
+    request is let through with a warning: the limiter protects the service; it must never be the
+    reason a payment is refused.
     """
 
     def allow_request(self, request, view) -> bool:
@@ -43,22 +75,63 @@ class ClientRateThrottle(BaseThrottle):
         if not isinstance(client, ApiClient):
             return True  # unauthenticated requests are refused before any work is done
         limit = client.rate_limit_per_minute or settings.API_RATE_LIMIT_PER_MINUTE
-        now = time.time()
-        window = int(now // WINDOW_SECONDS)
-        keys = [f"ratelimit:{client.pk}:{window}", f"ratelimit:{client.pk}:{window - 1}"]
         try:
-            current, previous = _redis(settings.REDIS_URL).eval(_SLIDING_WINDOW, 2, *keys, WINDOW_SECONDS * 2)
+            wait = sliding_log_wait(
+                key=f"ratelimit:client:{client.pk}",
+                limit=limit,
+                window_seconds=WINDOW_SECONDS,
+                now=clock(),
+                record=True,
+            )
         except redis.RedisError as exc:
             logger.warning("rate limiter unavailable, letting the request through: %s", type(exc).__name__)
             return True
-        elapsed_share = (now % WINDOW_SECONDS) / WINDOW_SECONDS
-        estimate = int(previous) * (1 - elapsed_share) + int(current)
-        if estimate <= limit:
+        if not wait:
             return True
-        # Wait until the previous window's weight has decayed enough (at most to the next window).
-        self._wait = max(1, math.ceil(WINDOW_SECONDS - now % WINDOW_SECONDS))
-        logger.info("rate limited client=%s estimate=%.0f limit=%s", client.name, estimate, limit)
+        self._wait = wait
+        logger.info("rate limited client=%s limit=%s retry_after=%s", client.name, limit, wait)
         return False
 
     def wait(self) -> float | None:
         return getattr(self, "_wait", None)
+
+
+def _address_key(remote_addr: str) -> str:
+    """An address as the limiter counts it: IPv4 as is, IPv6 by its /64 (one subscriber's, as a rule)."""
+    try:
+        address = ipaddress.ip_address(remote_addr)
+    except ValueError:
+        return "unknown"
+    if address.version == 6 and address.ipv4_mapped is None:
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(getattr(address, "ipv4_mapped", None) or address)
+
+
+def _api_key_failures(*, remote_addr: str, record: bool) -> int:
+    try:
+        return sliding_log_wait(
+            key=f"ratelimit:api_key_failures:{_address_key(remote_addr)}",
+            limit=settings.API_KEY_FAILURE_LIMIT,
+            window_seconds=settings.API_KEY_FAILURE_WINDOW_SECONDS,
+            now=clock(),
+            record=record,
+        )
+    except redis.RedisError as exc:
+        logger.warning("API key failure limiter unavailable, letting the request through: %s", type(exc).__name__)
+        return 0
+
+
+def api_key_failure_wait(*, remote_addr: str) -> int:
+    """
+    Return the seconds until `remote_addr` may present an API key again; 0 if it may now.
+
+    REMOTE_ADDR is the peer of the WSGI server. Behind a proxy it must be the client's address as
+    the proxy set it (the PROXY protocol, or a proxy that rewrites it): X-Forwarded-For is never
+    read, since any client can send one.
+    """
+    return _api_key_failures(remote_addr=remote_addr, record=False)
+
+
+def api_key_failure_record(*, remote_addr: str) -> None:
+    """Count one failed API-key attempt from `remote_addr` (API_KEY_FAILURE_LIMIT per window)."""
+    _api_key_failures(remote_addr=remote_addr, record=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -12,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from payments import selectors
+from payments.api.fields import MAX_UNIX_TIME
 from payments.api.serializers import (
     PaymentCancelInputSerializer,
     PaymentCaptureInputSerializer,
@@ -74,21 +73,20 @@ class PaymentListCreateApi(APIView):
         operation_id="payments_list",
         parameters=[
             OpenApiParameter("status", OpenApiTypes.STR, enum=PaymentListInputSerializer().fields["status"].choices),
-            OpenApiParameter("created[gte]", OpenApiTypes.INT, description="Unix seconds."),
-            OpenApiParameter("created[lte]", OpenApiTypes.INT, description="Unix seconds."),
+            OpenApiParameter("created[gte]", OpenApiTypes.INT, description=f"Unix seconds, 0 to {MAX_UNIX_TIME}."),
+            OpenApiParameter("created[lte]", OpenApiTypes.INT, description=f"Unix seconds, 0 to {MAX_UNIX_TIME}."),
             OpenApiParameter("limit", OpenApiTypes.INT, description="1 to 100, default 10."),
             OpenApiParameter("starting_after", OpenApiTypes.STR, description="A payment id: the page after it."),
         ],
         responses={200: PaymentListOutputSerializer, **error_responses(400, 401, 404, 429)},
     )
     def get(self, request: Request) -> Response:
-        query = {key.replace("[", "_").rstrip("]"): value for key, value in request.query_params.items()}
-        filters = _validated(PaymentListInputSerializer, query)
+        filters = _validated(PaymentListInputSerializer, request.query_params.dict())
         payments, has_more = selectors.payment_list(
             client=request.user,
             status=filters.get("status"),
-            created_gte=_datetime(filters.get("created_gte")),
-            created_lte=_datetime(filters.get("created_lte")),
+            created_gte=filters.get("created_gte"),
+            created_lte=filters.get("created_lte"),
             starting_after=filters.get("starting_after"),
             limit=filters["limit"],
         )
@@ -100,10 +98,6 @@ class PaymentListCreateApi(APIView):
                 "url": request.path,
             }
         )
-
-
-def _datetime(epoch: int | None) -> datetime | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, tz=UTC)
 
 
 class PaymentDetailApi(APIView):

@@ -14,19 +14,30 @@ DESCRIPTION_MAX_LENGTH = 1000
 CUSTOMER_REFERENCE_MAX_LENGTH = 255
 
 
+# The status choices live at module level so that each model's Meta, whose body cannot see names
+# of the class around it, builds its CHECK constraint from them: one home for every status list.
+class PaymentStatus(models.TextChoices):
+    PENDING = "PENDING", "Pending"  # stored, not yet sent
+    PROCESSING = "PROCESSING", "Processing"  # sent, outcome not yet known
+    REQUIRES_ACTION = "REQUIRES_ACTION", "Requires action"
+    REQUIRES_CAPTURE = "REQUIRES_CAPTURE", "Requires capture"
+    CAPTURE_REQUESTED = "CAPTURE_REQUESTED", "Capture requested"
+    CANCEL_REQUESTED = "CANCEL_REQUESTED", "Cancel requested"
+    SUCCEEDED = "SUCCEEDED", "Succeeded"
+    FAILED = "FAILED", "Failed"
+    CANCELED = "CANCELED", "Canceled"
+
+
+class RefundStatus(models.TextChoices):
+    PENDING = "PENDING", "Pending"
+    SUCCEEDED = "SUCCEEDED", "Succeeded"
+    FAILED = "FAILED", "Failed"
+
+
 class Payment(fsm.ConcurrentTransitionMixin, BaseModel):
     """A payment a client asked for: stored as PENDING before any provider call (write before you call)."""
 
-    class Status(models.TextChoices):
-        PENDING = "PENDING", "Pending"  # stored, not yet sent
-        PROCESSING = "PROCESSING", "Processing"  # sent, outcome not yet known
-        REQUIRES_ACTION = "REQUIRES_ACTION", "Requires action"
-        REQUIRES_CAPTURE = "REQUIRES_CAPTURE", "Requires capture"
-        CAPTURE_REQUESTED = "CAPTURE_REQUESTED", "Capture requested"
-        CANCEL_REQUESTED = "CANCEL_REQUESTED", "Cancel requested"
-        SUCCEEDED = "SUCCEEDED", "Succeeded"
-        FAILED = "FAILED", "Failed"
-        CANCELED = "CANCELED", "Canceled"
+    Status = PaymentStatus
 
     class CaptureMethod(models.TextChoices):
         AUTOMATIC = "automatic", "Automatic"
@@ -81,6 +92,13 @@ class Payment(fsm.ConcurrentTransitionMixin, BaseModel):
 
     class Meta:
         ordering = ["-id"]
+        # Moving money is never implied by `view` or `change`: each admin action that moves money
+        # checks its own permission, granted only to the ops staff who may do it.
+        permissions = [
+            ("capture_payment", "Can capture payments"),
+            ("cancel_payment", "Can cancel payments"),
+            ("refund_payment", "Can refund payments"),
+        ]
         indexes = [models.Index(fields=["client", "-id"], name="payment_client_recent")]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0, amount__lte=MAX_AMOUNT), name="payment_amount_bounded"),
@@ -103,22 +121,7 @@ class Payment(fsm.ConcurrentTransitionMixin, BaseModel):
                 | Q(amount_to_capture__gt=0, amount_to_capture__lte=F("amount")),
                 name="payment_amount_to_capture_bounded",
             ),
-            models.CheckConstraint(
-                condition=Q(
-                    status__in=[
-                        "PENDING",
-                        "PROCESSING",
-                        "REQUIRES_ACTION",
-                        "REQUIRES_CAPTURE",
-                        "CAPTURE_REQUESTED",
-                        "CANCEL_REQUESTED",
-                        "SUCCEEDED",
-                        "FAILED",
-                        "CANCELED",
-                    ]
-                ),
-                name="payment_status_valid",
-            ),
+            models.CheckConstraint(condition=Q(status__in=PaymentStatus.values), name="payment_status_valid"),
             models.UniqueConstraint(
                 fields=["provider", "provider_payment_id"],
                 condition=Q(provider_payment_id__isnull=False),
@@ -212,10 +215,7 @@ class Payment(fsm.ConcurrentTransitionMixin, BaseModel):
 class Refund(fsm.ConcurrentTransitionMixin, BaseModel):
     """Money going back on a succeeded payment; its amount is reserved on the payment when created."""
 
-    class Status(models.TextChoices):
-        PENDING = "PENDING", "Pending"
-        SUCCEEDED = "SUCCEEDED", "Succeeded"
-        FAILED = "FAILED", "Failed"
+    Status = RefundStatus
 
     class Reason(models.TextChoices):  # Stripe's refund reasons
         DUPLICATE = "duplicate", "Duplicate"
@@ -234,9 +234,7 @@ class Refund(fsm.ConcurrentTransitionMixin, BaseModel):
         ordering = ["-id"]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
-            models.CheckConstraint(
-                condition=Q(status__in=["PENDING", "SUCCEEDED", "FAILED"]), name="refund_status_valid"
-            ),
+            models.CheckConstraint(condition=Q(status__in=RefundStatus.values), name="refund_status_valid"),
         ]
 
     def __str__(self) -> str:

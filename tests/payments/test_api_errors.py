@@ -3,8 +3,9 @@
 import pytest
 from django.test import Client
 
-from payments.models import IdempotencyKey, Payment
-from tests.factories import api_key_create
+from outbox.models import OutboxMessage
+from payments.models import ApiKey, IdempotencyKey, Payment, PaymentEvent, Refund
+from tests.factories import api_key_create, payment_with_status
 
 pytestmark = pytest.mark.django_db
 SHAPE = {"type", "code", "message", "param"}
@@ -130,3 +131,83 @@ def test_an_unanticipated_error_is_a_logged_json_500_in_the_error_shape(raw, mon
 
     assert error["type"] == "api_error"
     assert not IdempotencyKey.objects.exists()  # the key was rolled back with the work: a retry may run
+
+
+# A lone UTF-16 surrogate is legal JSON syntax but no Unicode text: it cannot be encoded, stored or
+# sent to the provider (RFC 8259 §8.2, I-JSON RFC 7493 §2.1). "\ud83d\udcb3" (a pair) is 💳 and fine.
+def create(extra: str) -> str:
+    """A valid create body plus `extra` (JSON text, as sent on the wire)."""
+    return '{"amount": 100, "currency": "eur", "payment_method": "pm_card_visa", ' + extra + "}"
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "param"),
+    [
+        ('{"amount": 100, "currency": "eur", "payment_method": "pm_\\ud800"}', "parameter_invalid", "payment_method"),
+        (create('"description": "a\\ud800b"'), "parameter_invalid", "description"),
+        (create('"description": "\\udfff"'), "parameter_invalid", "description"),
+        (create('"description": "\\udc00\\ud800"'), "parameter_invalid", "description"),
+        (create('"description": "card \\ud83d"'), "parameter_invalid", "description"),
+        (create('"customer_reference": "\\ud800"'), "parameter_invalid", "customer_reference"),
+        ('{"amount": 100, "currency": "\\ud800", "payment_method": "pm_card_visa"}', "parameter_invalid", "currency"),
+        (create('"capture_method": "\\ud800"'), "parameter_invalid", "capture_method"),
+        (create('"metadata": {"order": "\\ud800"}'), "parameter_invalid", "metadata[order]"),
+        (create('"metadata": {"\\ud800": "v"}'), "parameter_invalid", "metadata"),
+        (create('"colour": "\\ud800"'), "parameter_invalid", "colour"),
+        (create('"\\ud800": "v"'), "invalid_json", None),
+        ('"\\ud800"', "invalid_json", None),
+    ],
+)
+def test_a_lone_surrogate_in_a_payment_is_400_naming_the_param_and_stores_nothing(raw, body, code, param):
+    error = assert_error(post(raw, body.encode()), 400, code)
+
+    assert error["type"] == "invalid_request_error"
+    assert error["param"] == param
+    assert not Payment.objects.exists()
+    assert not IdempotencyKey.objects.exists()
+    assert not OutboxMessage.objects.exists()
+
+
+def test_a_surrogate_pair_is_a_character_like_any_other(raw):
+    body = create('"description": "\\ud83d\\udcb3", "metadata": {"\\ud83d\\udcb3": "ok"}')
+
+    response = post(raw, body.encode())
+
+    assert response.status_code == 202, response.content
+    assert Payment.objects.get().description == "\U0001f4b3"
+
+
+@pytest.mark.parametrize(
+    ("action", "body", "code", "param"),
+    [
+        ("capture", '{"amount": "\\ud800"}', "parameter_invalid", "amount"),
+        ("capture", '{"\\ud800": 1}', "invalid_json", None),
+        ("cancel", '{"reason": "\\ud800"}', "parameter_invalid", "reason"),
+        ("refunds", '{"reason": "\\ud800"}', "parameter_invalid", "reason"),
+        ("refunds", '{"amount": 100, "\\ud800": 1}', "invalid_json", None),
+    ],
+)
+@pytest.mark.parametrize("idempotency_key", ["surrogate-1", None])
+def test_a_lone_surrogate_in_a_command_on_a_payment_is_400_and_changes_nothing(
+    raw, action, body, code, param, idempotency_key
+):
+    merchant = ApiKey.objects.get().client
+    status = Payment.Status.SUCCEEDED if action == "refunds" else Payment.Status.REQUIRES_CAPTURE
+    payment = payment_with_status(status, client=merchant, amount=1000)
+    headers = {"HTTP_IDEMPOTENCY_KEY": idempotency_key} if idempotency_key else {}
+
+    response = raw.post(
+        f"/api/v1/payments/{payment.public_id}/{action}", data=body.encode(), content_type="application/json", **headers
+    )
+
+    if action == "refunds" and idempotency_key is None:
+        assert_error(response, 400, "idempotency_key_required")  # asked for before the body is read
+    else:
+        error = assert_error(response, 400, code)
+        assert error["param"] == param
+    payment.refresh_from_db()
+    assert payment.status == status
+    assert not IdempotencyKey.objects.exists()
+    assert not OutboxMessage.objects.exists()
+    assert not PaymentEvent.objects.exists()
+    assert not Refund.objects.exists()

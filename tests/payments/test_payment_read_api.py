@@ -115,3 +115,44 @@ def test_list_payments_makes_no_query_per_row(api, merchant, django_assert_max_n
         response = api.get("/api/v1/payments?limit=20")
 
     assert len(response.json()["data"]) == 20
+
+
+@pytest.mark.parametrize("param", ["created[gte]", "created[lte]"])
+@pytest.mark.parametrize("value", ["253402300800", str(2**40), "9" * 30, "-1"])
+def test_a_created_filter_that_cannot_be_a_date_is_400_naming_the_param_as_sent(api, param, value):
+    response = api.get(f"/api/v1/payments?{param}={value}")
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["type"], error["code"], error["param"]) == ("invalid_request_error", "parameter_invalid", param)
+
+
+def test_the_last_second_of_year_9999_is_still_a_date(api, merchant):
+    PaymentFactory(client=merchant)
+
+    response = api.get("/api/v1/payments?created[gte]=0&created[lte]=253402300799")
+
+    assert response.status_code == 200
+    assert len(response.json()["data"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("query", "param"),
+    [
+        ("limit=0", "limit"),
+        ("limit=x", "limit"),
+        ("status=paid", "status"),
+        ("created[gte]=yesterday", "created[gte]"),
+        ("created[lte]=1.5", "created[lte]"),
+        ("colour=red", "colour"),
+        ("created[gt]=1", "created[gt]"),
+        ("created_gte=1", "created_gte"),
+        ("limit[x]=1", "limit[x]"),
+        ("starting_after=" + "p" * 41, "starting_after"),
+    ],
+)
+def test_a_bad_query_parameter_is_named_as_the_client_sent_it(api, query, param):
+    response = api.get(f"/api/v1/payments?{query}")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == param

@@ -1,0 +1,71 @@
+"""
+One logging set-up for every process (web, worker, beat, relay): each event is one JSON line.
+
+structlog renders its own events (`structlog.get_logger(__name__).info("provider_call", status=502)`)
+and the standard library's records (Django, Celery, `logging.getLogger(__name__)`) through the one
+handler that settings.LOGGING puts on the root logger. JSON escaping turns a newline, a control
+character or a Unicode line separator in a client-controlled value into part of a string, so one
+event can never read as two (https://owasp.org/www-community/attacks/Log_Injection); `ensure_ascii`
+keeps every line plain ASCII. Fields bound with `structlog.contextvars` (the API binds
+`request_id`) are added to every event of that request, the standard library's included.
+https://www.structlog.org/en/stable/standard-library.html#rendering-using-structlog-based-formatters-within-logging
+"""
+
+from __future__ import annotations
+
+import structlog
+
+# Run on every event, whether it came from structlog or from a standard-library logger.
+_SHARED_PROCESSORS = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_logger_name,
+    structlog.stdlib.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
+
+def logging_config(*, level: str) -> dict:
+    """Return settings.LOGGING: the root logger writes JSON lines to stderr, and nothing else writes."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "json": {
+                "()": structlog.stdlib.ProcessorFormatter,
+                "foreign_pre_chain": _SHARED_PROCESSORS,
+                "processors": [
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info,  # the traceback becomes one escaped field
+                    structlog.processors.JSONRenderer(),
+                ],
+            }
+        },
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+        "root": {"handlers": ["console"], "level": level},
+        "loggers": {
+            # Naming Django's loggers drops the plain-text `console` handler of its DEFAULT_LOGGING,
+            # which (with DEBUG on) printed "Not Found: <raw path>" beside our JSON line.
+            "django": {"level": "INFO"},
+            "django.server": {"level": "INFO", "propagate": True},
+            "django.db.backends": {"level": "WARNING"},
+            # The SDK's INFO lines carry full URLs (search queries hold metadata values) and its DEBUG
+            # lines whole bodies; payments.gateway.calls logs each provider call without them.
+            "stripe": {"level": "WARNING"},
+        },
+    }
+
+
+def structlog_configure() -> None:
+    """Send structlog's events through the standard library, so LOGGING's handler renders them."""
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_SHARED_PROCESSORS,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
