@@ -169,6 +169,14 @@ STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=10.0)
 # provider calls pause this long (the breaker is tripped) instead of retrying into a storm.
 PROVIDER_AUTH_ERROR_PAUSE_SECONDS = env.int("PROVIDER_AUTH_ERROR_PAUSE_SECONDS", default=300)
 
+# METRICS --------------------------------------------------------------------------------------
+# The bearer token Prometheus sends to /metrics (the `authorization` option of a scrape config,
+# https://prometheus.io/docs/prometheus/latest/configuration/configuration/#scrape_config).
+# Empty: /metrics is open under DEBUG (make run) and answers 404 everywhere else. The directory the
+# processes share their metrics through is PROMETHEUS_MULTIPROC_DIR, read by prometheus_client from
+# the environment itself (config/metrics/multiprocess.py).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+
 # API ------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
