@@ -8,6 +8,7 @@ Any app may import the recording functions from here: this package imports no ap
 """
 
 from config.metrics.instruments import (
+    PROVIDER_CALL_OK,
     outbox_relay_batch_observed,
     outbox_task_outcome_observed,
     provider_call_observed,
@@ -15,6 +16,7 @@ from config.metrics.instruments import (
 )
 
 __all__ = [
+    "PROVIDER_CALL_OK",
     "outbox_relay_batch_observed",
     "outbox_task_outcome_observed",
     "provider_call_observed",

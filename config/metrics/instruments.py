@@ -18,6 +18,7 @@ from config.metrics.multiprocess import multiprocess_install
 
 multiprocess_install()  # before the first metric is created
 
+PROVIDER_CALL_OK = "ok"  # the outcome of a call that returned the object asked for
 # From a fast sandbox call (~10 ms) through Stripe's usual 0.2 to 1 s to STRIPE_TIMEOUT_SECONDS (10 s by
 # default) and a slow timeout (30 s); anything longer lands in +Inf.
 PROVIDER_CALL_SECONDS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0)
@@ -59,8 +60,8 @@ _OUTBOX_RELAY_MESSAGES = Counter(
 def provider_call_observed(*, provider: str, operation: str, outcome: str, duration_seconds: float) -> None:
     """Count one outbound provider call and its duration.
 
-    `outcome` is "ok" or the raised `ProviderError.error_type`; `operation` is the gateway method
-    (e.g. "payment_create", "refund_create"). Call it once per HTTP call, retries included.
+    `outcome` is PROVIDER_CALL_OK or the raised `ProviderError.error_type`; `operation` is the gateway
+    method (e.g. "intent_create_and_confirm", "refund_create"). Call it once per HTTP call.
     """
     _PROVIDER_CALLS.labels(provider=provider, operation=operation, outcome=outcome).inc()
     _PROVIDER_CALL_DURATION.labels(provider=provider, operation=operation).observe(duration_seconds)

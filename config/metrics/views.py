@@ -28,6 +28,7 @@ def _bearer_token_matches(request: HttpRequest, expected: str) -> bool:
 
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
+    """Answer a scrape in the format the scraper asked for (Prometheus text or OpenMetrics)."""
     token = settings.METRICS_TOKEN
     if not token and not settings.DEBUG:
         raise Http404("metrics are served only with METRICS_TOKEN set")

@@ -27,8 +27,8 @@ import sys
 from config.metrics import outbox_task_outcome_observed, provider_call_observed, rate_limiter_wait_observed
 
 for _ in range(int(sys.argv[1])):
-    provider_call_observed(provider="stripe", operation="payment_create", outcome="ok", duration_seconds=0.2)
-rate_limiter_wait_observed(provider="stripe", operation="payment_create", seconds=1.5)
+    provider_call_observed(provider="stripe", operation="intent_create_and_confirm", outcome="ok", duration_seconds=0.2)
+rate_limiter_wait_observed(provider="stripe", operation="intent_create_and_confirm", seconds=1.5)
 outbox_task_outcome_observed(topic="payments.payment.create_requested", outcome="done")
 """
 
@@ -139,7 +139,7 @@ def test_counters_recorded_in_two_processes_add_up_in_one_scrape(client, setting
 
     assert response.status_code == 200
     scraped = samples(response.content.decode())
-    call = frozenset({"provider": "stripe", "operation": "payment_create"}.items())
+    call = frozenset({"provider": "stripe", "operation": "intent_create_and_confirm"}.items())
     assert scraped[("provider_calls_total", call | {("outcome", "ok")})] == 5
     assert scraped[("provider_call_duration_seconds_count", call)] == 5
     assert scraped[("provider_call_duration_seconds_bucket", call | {("le", "0.25")})] == 5
