@@ -25,6 +25,7 @@ from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from config.metrics import outbox_relay_batch_observed
 from outbox.errors import UnknownTopic
 from outbox.models import CLAIMABLE, OutboxMessage, OutboxStatus
 from outbox.registry import outbox_topic_task_name
@@ -178,6 +179,9 @@ def outbox_relay_batch(*, publisher, now: datetime | None = None, limit: int | N
             count_attempt=True,
             now=timezone.now(),
         )
+    outbox_relay_batch_observed(
+        published=result.published, given_back=len(result.failed_ids), unrouted=len(unrouted), dead=dead
+    )
     return result
 
 

@@ -11,12 +11,14 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from config.metrics import outbox_task_outcome_observed
 from outbox.backoff import outbox_next_attempt_at
 from outbox.errors import GiveUp, OutboxOutsideTransaction, RetryLater
 from outbox.models import CLAIMABLE, OutboxMessage, OutboxStatus
 
 logger = logging.getLogger(__name__)
 ERROR_MESSAGE_MAX_LENGTH = 500  # last_error is for ops: the gist, not a stack trace
+UNKNOWN_TOPIC = "unknown"  # the metrics label of a message id that has no row (purged, or never existed)
 
 
 def outbox_message_enqueue(*, topic: str, payload: dict, available_at: datetime | None = None) -> OutboxMessage:
@@ -41,14 +43,16 @@ def outbox_message_process(*, message_id: int, work: Callable[[], object]) -> st
     row = OutboxMessage.objects.filter(pk=message_id).values("status", "attempts", "topic").first()
     if row is None or row["status"] in (OutboxStatus.DONE, OutboxStatus.DEAD):
         logger.info("outbox message %s already settled; duplicate delivery skipped", message_id)
-        return "skipped"
+        return _outcome_observed(row, "skipped")
     with structlog.contextvars.bound_contextvars(outbox_message_id=message_id, attempt=row["attempts"]):
         try:
             work()
         except GiveUp as exc:
-            return outbox_message_kill(message_id=message_id, error_type=exc.error_type, error=exc.message)
+            return _outcome_observed(
+                row, outbox_message_kill(message_id=message_id, error_type=exc.error_type, error=exc.message)
+            )
         except RetryLater as exc:
-            return outbox_message_retry(
+            status = outbox_message_retry(
                 message_id=message_id,
                 error_type=exc.error_type,
                 error=exc.message,
@@ -56,6 +60,7 @@ def outbox_message_process(*, message_id: int, work: Callable[[], object]) -> st
                 count_attempt=exc.count_attempt,
                 now=timezone.now(),
             )
+            return _outcome_observed(row, status)
         except Exception as exc:
             # A bug, not a provider's answer: keep the row (it retries, then dies visibly for ops).
             logger.exception("outbox message %s (%s) failed unexpectedly", message_id, row["topic"])
@@ -67,11 +72,17 @@ def outbox_message_process(*, message_id: int, work: Callable[[], object]) -> st
                 count_attempt=True,
                 now=timezone.now(),
             )
+            _outcome_observed(row, status)
             if settings.OUTBOX_CONSUMER_RAISES:  # tests: a bug must fail the test, not hide in a retry
                 raise
             return status
         outbox_message_complete(message_id=message_id, now=timezone.now())
-        return "done"
+        return _outcome_observed(row, "done")
+
+
+def _outcome_observed(row: dict | None, outcome: str) -> str:
+    outbox_task_outcome_observed(topic=row["topic"] if row else UNKNOWN_TOPIC, outcome=outcome)
+    return outcome
 
 
 def outbox_message_complete(*, message_id: int, now: datetime) -> bool:

@@ -268,6 +268,14 @@ PROVIDER_BREAKER_PROBE_TIMEOUT_SECONDS = env.float(
 # period checks whether someone fixed it (the breaker's reset() resumes at once).
 PROVIDER_BREAKER_AUTH_TRIP_SECONDS = env.float("PROVIDER_BREAKER_AUTH_TRIP_SECONDS", default=300.0)
 
+# METRICS --------------------------------------------------------------------------------------
+# The bearer token Prometheus sends to /metrics (the `authorization` option of a scrape config,
+# https://prometheus.io/docs/prometheus/latest/configuration/configuration/#scrape_config).
+# Empty: /metrics is open under DEBUG (make run) and answers 404 everywhere else. The directory the
+# processes share their metrics through is PROMETHEUS_MULTIPROC_DIR, read by prometheus_client from
+# the environment itself (config/metrics/multiprocess.py).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+
 # API ------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import structlog
 from ulid import ULID
 
+from config import metrics
+
 logger = structlog.get_logger("payments.gateway")
 
 # Ids we log or send as a header: anything else (a newline, a space) would forge a log line or a header.
@@ -87,6 +89,12 @@ def provider_call(*, provider: str, operation: str) -> Iterator[Call]:
 
 
 def _log_exchange(provider: str, operation: str, request_id: str, exchange: Exchange, *, error_type: str | None):
+    metrics.provider_call_observed(
+        provider=provider,
+        operation=operation,
+        outcome=error_type or metrics.PROVIDER_CALL_OK,
+        duration_seconds=exchange.duration_ms / 1000,
+    )
     (logger.warning if error_type else logger.info)(
         "provider_call",
         provider=provider,

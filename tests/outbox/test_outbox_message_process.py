@@ -5,6 +5,7 @@ import pytest
 from django.db import transaction
 from django.test.utils import override_settings
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from outbox.backoff import outbox_backoff_delay
 from outbox.errors import GiveUp, RetryLater
@@ -116,6 +117,41 @@ def test_an_unexpected_error_is_raised_in_tests_after_being_recorded():
         outbox_message_process(message_id=message.pk, work=raise_(KeyError("boom")))
 
     assert OutboxMessage.objects.get().last_error_type == "KeyError"
+
+
+def outcome_counts(topic: str) -> dict[str, float]:
+    return {
+        outcome: REGISTRY.get_sample_value("outbox_task_outcomes_total", {"topic": topic, "outcome": outcome}) or 0.0
+        for outcome in ("done", "retry", "dead", "skipped")
+    }
+
+
+def test_each_processing_outcome_is_counted_under_the_messages_topic():
+    finished, retried, given_up, buggy = handed_out(), handed_out(), handed_out(), handed_out()
+    before = outcome_counts("tests.t")
+
+    outbox_message_process(message_id=finished.pk, work=lambda: None)
+    outbox_message_process(message_id=finished.pk, work=lambda: None)  # a duplicate delivery
+    outbox_message_process(message_id=retried.pk, work=raise_(RetryLater("503", error_type="server_error")))
+    outbox_message_process(message_id=given_up.pk, work=raise_(GiveUp("bug", error_type="conflict")))
+    with pytest.raises(KeyError):  # a bug is counted as the retry it became before it is raised
+        outbox_message_process(message_id=buggy.pk, work=raise_(KeyError("boom")))
+
+    after = outcome_counts("tests.t")
+    assert {outcome: after[outcome] - before[outcome] for outcome in after} == {
+        "done": 1,
+        "retry": 2,
+        "dead": 1,
+        "skipped": 1,
+    }
+
+
+def test_a_message_id_without_a_row_is_counted_as_skipped_under_an_unknown_topic():
+    before = outcome_counts("unknown")["skipped"]
+
+    assert outbox_message_process(message_id=987654321, work=lambda: None) == "skipped"
+
+    assert outcome_counts("unknown")["skipped"] == before + 1
 
 
 def test_retry_now_makes_a_dead_message_due_with_fresh_attempts():

@@ -5,6 +5,7 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import override_settings
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from outbox.models import OutboxMessage
 from outbox.registry import outbox_topic_register
@@ -113,6 +114,29 @@ def test_a_topic_no_app_consumes_is_retried_then_visible_not_published():
     assert result.published == 0
     message = OutboxMessage.objects.get()
     assert (message.status, message.last_error_type) == (OutboxMessage.Status.DUE, "unknown_topic")
+
+
+def relay_counts() -> dict[str, float]:
+    return {
+        outcome: REGISTRY.get_sample_value("outbox_relay_messages_total", {"outcome": outcome}) or 0.0
+        for outcome in ("published", "given_back", "unrouted", "dead")
+    }
+
+
+def test_relay_batch_counts_its_messages_published_given_back_and_unrouted():
+    enqueue(1, topic="tests.nobody.listens")
+    enqueue(3)
+    before = relay_counts()
+
+    outbox_relay_batch(publisher=RecordingPublisher(fail_after=1))
+
+    after = relay_counts()
+    assert {outcome: after[outcome] - before[outcome] for outcome in after} == {
+        "published": 1,
+        "given_back": 2,
+        "unrouted": 1,
+        "dead": 0,
+    }
 
 
 @pytest.mark.django_db(transaction=True)

@@ -47,6 +47,7 @@ __all__ = [
     "account_fingerprint",
     "get_circuit_breaker",
     "get_rate_limiter",
+    "provider_breaker_states",
     "rate_parse",
 ]
 
@@ -106,3 +107,8 @@ def get_circuit_breaker(*, provider: str = "stripe") -> CircuitBreaker:
         settings.PROVIDER_BREAKER_AUTH_TRIP_SECONDS,
     )
     return _circuit_breaker(provider, settings.REDIS_URL, config)
+
+
+def provider_breaker_states() -> dict[str, str]:
+    """Each provider's breaker state for the `/metrics` gauge ("unknown" while Redis is away)."""
+    return {"stripe": get_circuit_breaker(provider="stripe").state()}

@@ -1,13 +1,15 @@
 """
-Metrics hooks: the one place the metrics module plugs into (issue 8, Observability).
+Metrics hooks: the one place the limiter and the breaker report to `config.metrics`.
 
-The limiter and the breaker call these on every occurrence, in the process where it happened. They
-do nothing until metrics exist; fill them in here rather than adding callbacks elsewhere.
+They run in the process where the thing happened; the metrics add up across processes.
 """
+
+from config import metrics
 
 
 def limiter_waited(*, provider: str, operation: str, wait: float) -> None:
     """A caller found no token and was told to wait `wait` seconds (a rate-limiter wait)."""
+    metrics.rate_limiter_wait_observed(provider=provider, operation=operation, seconds=wait)
 
 
 def breaker_changed(*, provider: str, from_state: str, to_state: str) -> None:
