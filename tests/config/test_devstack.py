@@ -76,7 +76,8 @@ def wait_ready(stack: subprocess.Popen, web_port: int) -> None:
 
 
 def wait_for_demo_checkout(data_dir: Path, web_port: int, timeout: float = 60) -> list[dict]:
-    """The demo process posts one checkout through the API with the demo key make run printed."""
+    """The demo process posts one checkout through the API with the demo key make run printed, and
+    walks it through the system to a partial refund (waited for here: amount_refunded is set)."""
     key = json.loads((data_dir / "dev-secrets.json").read_text())["DEMO_API_KEY"]
     request = urllib.request.Request(
         f"http://127.0.0.1:{web_port}/api/v1/payments",
@@ -86,7 +87,8 @@ def wait_for_demo_checkout(data_dir: Path, web_port: int, timeout: float = 60) -
     while True:
         with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback
             payments = json.loads(response.read())["data"]
-        if payments or time.monotonic() > deadline:
+        if (payments and payments[0]["amount_refunded"]) or time.monotonic() > deadline:
+            time.sleep(3)  # the refund's worker call, after its row counted it
             return payments
         time.sleep(0.5)
 
@@ -276,7 +278,14 @@ def test_make_run_serves_stops_cleanly_with_nothing_left_running_and_starts_agai
     assert counted_elsewhere["published"] >= 1 and counted_elsewhere["task_outcomes"] >= 1, counted_elsewhere
     assert list((data_dir / "prometheus").glob("counter_*.db"))
     assert second.returncode == 1 and "already up" in second_output
-    assert "[demo] POST /api/v1/payments -> 202" in output
+    assert "POST /api/v1/payments -> 202" in output
+    # The demo walked through the running system: relay, worker, sandbox, and a partial refund.
+    demo = [line for line in output.splitlines() if "[demo]" in line]
+    assert [
+        stage
+        for stage in ("payment.created", "payment.submitted", "payment.succeeded", "refund.created", "refund.succeeded")
+        if any(stage in line for line in demo)
+    ] == ["payment.created", "payment.submitted", "payment.succeeded", "refund.created", "refund.succeeded"], demo
     assert shell.returncode == 0, shell.stderr
     assert shell.stdout.split() == [str(data_dir / "run" / "pg"), "1"]
     assert "stopped; nothing left running" in output
