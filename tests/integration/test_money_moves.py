@@ -211,3 +211,26 @@ def test_payments_accepted_while_the_broker_is_down_are_sent_when_it_returns(api
         payment = settled(payment_id, timeout=60)
         assert payment.status == Payment.Status.SUCCEEDED
         assert_charged_once(stripe_sandbox, payment)
+
+
+def test_the_relay_and_worker_logs_carry_no_personal_data_or_card_details(api, live_stack, stripe_sandbox):
+    planted = ["jane.doe@example.com", "Jane Doe's birthday gift", "4242424242424242", "meta-secret-value"]
+    response = api.post(
+        "/api/v1/payments",
+        {
+            "amount": 2000,
+            "currency": "eur",
+            "payment_method": "pm_card_visa",
+            "description": planted[1],
+            "customer_reference": planted[0],
+            "metadata": {"card": planted[2], "note": planted[3]},
+        },
+        format="json",
+        HTTP_IDEMPOTENCY_KEY=str(uuid4()),
+    )
+    payment = settled(response.json()["id"])
+
+    logs = live_stack.worker.log() + live_stack.relay.log()
+    assert payment.status == Payment.Status.SUCCEEDED
+    assert '"provider_call"' in logs and payment.public_id in logs  # the call was logged, with our id
+    assert [value for value in planted if value in logs] == []
