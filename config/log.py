@@ -48,6 +48,9 @@ def logging_config(*, level: str) -> dict:
             "django": {"level": "INFO"},
             "django.server": {"level": "INFO", "propagate": True},
             "django.db.backends": {"level": "WARNING"},
+            # The SDK's INFO lines carry full URLs (search queries hold metadata values) and its DEBUG
+            # lines whole bodies; payments.gateway.calls logs each provider call without them.
+            "stripe": {"level": "WARNING"},
         },
     }
 

@@ -1,12 +1,24 @@
+"""Writing outbox rows, and the consumer side of their lifecycle: done, retry later, dead, retry now."""
+
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
+import structlog
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from outbox.errors import OutboxOutsideTransaction
-from outbox.models import OutboxMessage
+from config.metrics import outbox_task_outcome_observed
+from outbox.backoff import outbox_next_attempt_at
+from outbox.errors import GiveUp, OutboxOutsideTransaction, RetryLater
+from outbox.models import CLAIMABLE, OutboxMessage, OutboxStatus
+
+logger = logging.getLogger(__name__)
+ERROR_MESSAGE_MAX_LENGTH = 500  # last_error is for ops: the gist, not a stack trace
+UNKNOWN_TOPIC = "unknown"  # the metrics label of a message id that has no row (purged, or never existed)
 
 
 def outbox_message_enqueue(*, topic: str, payload: dict, available_at: datetime | None = None) -> OutboxMessage:
@@ -19,3 +31,148 @@ def outbox_message_enqueue(*, topic: str, payload: dict, available_at: datetime 
     if not transaction.get_connection().in_atomic_block:
         raise OutboxOutsideTransaction(f"outbox message {topic!r} must be written inside transaction.atomic()")
     return OutboxMessage.objects.create(topic=topic, payload=payload, available_at=available_at or timezone.now())
+
+
+def outbox_message_process(*, message_id: int, work: Callable[[], object]) -> str:
+    """
+    Run a consumer's `work` for one outbox message and record the outcome on the row.
+
+    Delivery is at least once (a lease that expires hands a row out again), so `work` must be safe
+    to repeat; a message already DONE or DEAD is skipped. Returns "done", "retry", "dead" or "skipped".
+    """
+    row = OutboxMessage.objects.filter(pk=message_id).values("status", "attempts", "topic").first()
+    if row is None or row["status"] in (OutboxStatus.DONE, OutboxStatus.DEAD):
+        logger.info("outbox message %s already settled; duplicate delivery skipped", message_id)
+        return _outcome_observed(row, "skipped")
+    with structlog.contextvars.bound_contextvars(outbox_message_id=message_id, attempt=row["attempts"]):
+        try:
+            work()
+        except GiveUp as exc:
+            return _outcome_observed(
+                row, outbox_message_kill(message_id=message_id, error_type=exc.error_type, error=exc.message)
+            )
+        except RetryLater as exc:
+            status = outbox_message_retry(
+                message_id=message_id,
+                error_type=exc.error_type,
+                error=exc.message,
+                retry_after=exc.retry_after,
+                count_attempt=exc.count_attempt,
+                now=timezone.now(),
+            )
+            return _outcome_observed(row, status)
+        except Exception as exc:
+            # A bug, not a provider's answer: keep the row (it retries, then dies visibly for ops).
+            logger.exception("outbox message %s (%s) failed unexpectedly", message_id, row["topic"])
+            status = outbox_message_retry(
+                message_id=message_id,
+                error_type=type(exc).__name__,
+                error=str(exc),
+                retry_after=None,
+                count_attempt=True,
+                now=timezone.now(),
+            )
+            _outcome_observed(row, status)
+            if settings.OUTBOX_CONSUMER_RAISES:  # tests: a bug must fail the test, not hide in a retry
+                raise
+            return status
+        outbox_message_complete(message_id=message_id, now=timezone.now())
+        return _outcome_observed(row, "done")
+
+
+def _outcome_observed(row: dict | None, outcome: str) -> str:
+    outbox_task_outcome_observed(topic=row["topic"] if row else UNKNOWN_TOPIC, outcome=outcome)
+    return outcome
+
+
+def outbox_message_complete(*, message_id: int, now: datetime) -> bool:
+    """Mark the message's work finished; False if it was already settled (a duplicate delivery)."""
+    return bool(
+        OutboxMessage.objects.filter(pk=message_id, status__in=CLAIMABLE).update(
+            status=OutboxStatus.DONE, done_at=now, last_error_type="", last_error=""
+        )
+    )
+
+
+def outbox_message_retry(
+    *,
+    message_id: int,
+    error_type: str,
+    error: str,
+    retry_after: float | None,
+    count_attempt: bool,
+    now: datetime,
+) -> str:
+    """
+    Put the message back to DUE at its next attempt time, or make it DEAD after the last attempt.
+
+    The time comes from the one backoff policy (exponential, full jitter, capped) with `retry_after`
+    as a floor. `count_attempt=False` gives the hand-out's attempt back (nothing was tried).
+    Returns "retry", "dead" or "skipped" (already settled by another delivery).
+    """
+    with transaction.atomic(durable=True):
+        message = OutboxMessage.objects.select_for_update().filter(pk=message_id).first()
+        if message is None or message.status not in CLAIMABLE:
+            return "skipped"
+        if not count_attempt:
+            message.attempts = max(message.attempts - 1, 0)
+        message.last_error_type = error_type[:64]
+        message.last_error = error[:ERROR_MESSAGE_MAX_LENGTH]
+        if count_attempt and message.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
+            message.status = OutboxStatus.DEAD
+            logger.error(
+                "outbox message %s (%s) is dead after %d attempts: %s",
+                message.pk,
+                message.topic,
+                message.attempts,
+                error_type,
+            )
+        else:
+            message.status = OutboxStatus.DUE
+            message.available_at = outbox_next_attempt_at(now=now, attempts=message.attempts, retry_after=retry_after)
+        message.save(update_fields=["status", "attempts", "available_at", "last_error_type", "last_error"])
+    return "dead" if message.status == OutboxStatus.DEAD else "retry"
+
+
+def outbox_message_kill(*, message_id: int, error_type: str, error: str) -> str:
+    """Make the message DEAD at once (no retry can help); ops see it with its error and can retry it."""
+    updated = OutboxMessage.objects.filter(pk=message_id, status__in=CLAIMABLE).update(
+        status=OutboxStatus.DEAD, last_error_type=error_type[:64], last_error=error[:ERROR_MESSAGE_MAX_LENGTH]
+    )
+    if updated:
+        logger.error("outbox message %s is dead: %s", message_id, error_type)
+    return "dead" if updated else "skipped"
+
+
+def outbox_message_retry_now(*, message_id: int, now: datetime) -> OutboxMessage:
+    """
+    Make a DEAD (or waiting) message due at once with a fresh set of attempts: ops' "retry now".
+
+    Its last error stays on the row until the next attempt reports. A DONE message is left alone.
+    """
+    with transaction.atomic(durable=True):
+        message = OutboxMessage.objects.select_for_update().get(pk=message_id)
+        if message.status == OutboxStatus.DONE:
+            return message
+        message.status = OutboxStatus.DUE
+        message.available_at = now
+        message.attempts = 0
+        message.save(update_fields=["status", "available_at", "attempts"])
+    return message
+
+
+def outbox_message_purge_done(*, now: datetime, batch_size: int = 1000, max_batches: int = 100) -> int:
+    """Delete DONE rows older than OUTBOX_DONE_RETENTION_HOURS, in short batches that hold no long lock."""
+    cutoff = now - timedelta(hours=settings.OUTBOX_DONE_RETENTION_HOURS)
+    deleted_total = 0
+    for _ in range(max_batches):
+        ids = list(
+            OutboxMessage.objects.filter(status=OutboxStatus.DONE, done_at__lt=cutoff)
+            .order_by("done_at")
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        if not ids:
+            break
+        deleted, _ = OutboxMessage.objects.filter(pk__in=ids, status=OutboxStatus.DONE).delete()
+        deleted_total += deleted
+    return deleted_total

@@ -5,7 +5,7 @@ refuse, we refuse at once (a 400 naming the parameter) rather than as a failed p
 Nothing here is a hand-written list. The ISO 4217 codes come from Babel (Unicode CLDR): the currencies
 that are legal tender today in some territory, which leaves out fund codes (usn, clf, …), precious
 metals (xau, …), test codes (xts) and retired codes (ang, std, hrk, …). We accept those that Stripe can
-also charge (`payments.gateway.stripe.PRESENTMENT_CURRENCIES`).
+also charge (`payments.gateway.stripe_currencies.PRESENTMENT_CURRENCIES`).
 
 Exponents follow Stripe, because `amount` is what Stripe receives: two decimals unless Stripe lists
 the currency as zero- or three-decimal. Babel's count (CLDR's digits in everyday use) agrees except
@@ -24,7 +24,7 @@ from babel.core import get_global
 from babel.numbers import get_territory_currencies
 
 from payments.errors import AmountInvalidForCurrency, AmountTooSmall
-from payments.gateway import stripe
+from payments.gateway import stripe_currencies
 
 
 @dataclass(frozen=True)
@@ -50,11 +50,11 @@ ISO_4217_CURRENCIES = _legal_tender(on=date.today())
 CURRENCIES = {
     code: Currency(
         code=code,
-        exponent=stripe.amount_exponent(code),
-        amount_step=stripe.amount_step(code),
-        minimum_amount=stripe.MINIMUM_CHARGE_AMOUNTS.get(code),
+        exponent=stripe_currencies.amount_exponent(code),
+        amount_step=stripe_currencies.amount_step(code),
+        minimum_amount=stripe_currencies.MINIMUM_CHARGE_AMOUNTS.get(code),
     )
-    for code in sorted(ISO_4217_CURRENCIES & stripe.PRESENTMENT_CURRENCIES)
+    for code in sorted(ISO_4217_CURRENCIES & stripe_currencies.PRESENTMENT_CURRENCIES)
 }
 
 

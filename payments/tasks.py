@@ -1,13 +1,54 @@
-"""Celery interfaces of the payments app: thin, keyword-only, named explicitly (STYLE §9)."""
+"""Celery interfaces of the payments app: thin, keyword-only, named explicitly (STYLE §9).
+
+The provider tasks take one attempt each: the outbox row they were handed holds the retry schedule,
+and `outbox_message_process` records the outcome on it.
+"""
 
 import logging
 
 from celery import shared_task
 from django.utils import timezone
 
+from outbox.services import outbox_message_process
 from payments.idempotency import idempotency_key_purge
+from payments.services.dispatch import payment_cancel, payment_capture, payment_submit, payment_sync, refund_submit
 
 logger = logging.getLogger(__name__)
+
+
+@shared_task(name="payments.payment_submit")
+def payment_submit_task(*, payment_id: str, message_id: int, **kwargs: object) -> str:
+    return outbox_message_process(
+        message_id=message_id, work=lambda: payment_submit(payment_id=payment_id, now=timezone.now())
+    )
+
+
+@shared_task(name="payments.payment_capture")
+def payment_capture_task(*, payment_id: str, message_id: int, **kwargs: object) -> str:
+    return outbox_message_process(
+        message_id=message_id, work=lambda: payment_capture(payment_id=payment_id, now=timezone.now())
+    )
+
+
+@shared_task(name="payments.payment_cancel")
+def payment_cancel_task(*, payment_id: str, message_id: int, **kwargs: object) -> str:
+    return outbox_message_process(
+        message_id=message_id, work=lambda: payment_cancel(payment_id=payment_id, now=timezone.now())
+    )
+
+
+@shared_task(name="payments.refund_submit")
+def refund_submit_task(*, refund_id: str, message_id: int, **kwargs: object) -> str:
+    return outbox_message_process(
+        message_id=message_id, work=lambda: refund_submit(refund_id=refund_id, now=timezone.now())
+    )
+
+
+@shared_task(name="payments.payment_sync")
+def payment_sync_task(*, payment_id: str, message_id: int, **kwargs: object) -> str:
+    return outbox_message_process(
+        message_id=message_id, work=lambda: payment_sync(payment_id=payment_id, now=timezone.now())
+    )
 
 
 # Housekeeping that moves no money: Celery's own retry is fine here.

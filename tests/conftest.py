@@ -5,7 +5,7 @@ DATABASE_URL); a test that needs a service starts it or fails loudly, and any sk
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.sandbox"]
+pytest_plugins = ["tests.fixtures.sandbox", "tests.fixtures.gateway", "tests.fixtures.live"]
 
 _skipped: list[str] = []
 
@@ -48,3 +48,11 @@ def api(merchant):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     return client
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    # Lets fixtures see whether the test failed (the live stack prints its processes' logs then).
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

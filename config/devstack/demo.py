@@ -10,7 +10,7 @@ import time
 import urllib.error
 import urllib.request
 
-FINAL = {"succeeded", "failed", "canceled", "requires_capture", "requires_action"}
+FINAL = {"succeeded", "failed", "canceled", "requires_capture", "requires_action"}  # or waiting on someone
 FOLLOW_SECONDS = 30
 
 
@@ -70,6 +70,11 @@ def _checkout(stop: threading.Event) -> int:
     from config.devstack.bootstrap import api_key_ensure_demo
 
     key = api_key_ensure_demo()
+    started = time.monotonic()
+
+    def say(message: str) -> None:
+        _say(f"{time.monotonic() - started:6.2f}s  {message}")
+
     checkout = {
         "amount": 2000,
         "currency": "eur",
@@ -84,17 +89,59 @@ def _checkout(stop: threading.Event) -> int:
         headers={"Idempotency-Key": f"make-run-demo-{int(time.time())}"},
     )
     if status != 202:
-        _say(f"checkout refused: {status} {payment}")
+        say(f"checkout refused: {status} {payment}")
         return 0
-    _say(f"POST /api/v1/payments -> 202 {payment['id']} status={payment['status']}")
-    seen, deadline = payment["status"], time.monotonic() + FOLLOW_SECONDS
-    while seen not in FINAL and time.monotonic() < deadline and not stop.wait(0.5):
-        payment = _call("GET", f"{base}/api/v1/payments/{payment['id']}", key=key)[1]
-        if payment.get("status") != seen:
-            seen = payment.get("status")
-            _say(f"{payment['id']} status={seen} provider_payment_id={payment.get('provider_payment_id')}")
-    if seen not in FINAL:
-        _say(f"{payment['id']} is still {seen} after {FOLLOW_SECONDS}s (no worker has sent it to the provider)")
-    _say(f"follow it: curl -H 'Authorization: Bearer {key}' {base}/api/v1/payments/{payment['id']}")
+    say(f"POST /api/v1/payments -> 202 {payment['id']} status={payment['status']} (stored; the relay sends it)")
+    timeline = _Timeline(payment["id"], say)
+    payment = _follow(base, key, f"/api/v1/payments/{payment['id']}", payment, FINAL, timeline, stop)
+    if payment is None:
+        return 0
+    if payment["status"] == "succeeded":
+        status, refund = _call(
+            "POST",
+            f"{base}/api/v1/payments/{payment['id']}/refunds",
+            key=key,
+            body={"amount": 500, "reason": "requested_by_customer"},
+            headers={"Idempotency-Key": f"make-run-demo-refund-{payment['id']}"},
+        )
+        say(f"POST /api/v1/payments/{payment['id']}/refunds amount=500 -> {status} {refund.get('id')}")
+        if status == 202:
+            _follow(base, key, f"/api/v1/refunds/{refund['id']}", refund, {"succeeded", "failed"}, timeline, stop)
+    say(f"follow it: curl -H 'Authorization: Bearer {key}' {base}/api/v1/payments/{payment['id']}")
     stop.wait()
     return 0
+
+
+class _Timeline:
+    """Prints the payment's timeline entries (who moved it, from where to where) as they are written."""
+
+    def __init__(self, payment_id: str, say) -> None:
+        self.payment_id, self.say, self.last_id = payment_id, say, 0
+
+    def poll(self) -> None:
+        from payments.models import PaymentEvent
+
+        for event in PaymentEvent.objects.filter(payment__public_id=self.payment_id, id__gt=self.last_id).order_by(
+            "id"
+        ):
+            self.last_id = event.id
+            moved = f"{event.from_status or '-'} -> {event.to_status}" if event.from_status else event.to_status
+            self.say(f"{self.payment_id} {event.type:<26} {moved:<28} by {event.source}")
+
+
+def _follow(
+    base: str, key: str, path: str, obj: dict, final: set[str], timeline: _Timeline, stop: threading.Event
+) -> dict | None:
+    """Poll `path` until its status is final, printing each timeline entry; None if the stack stopped first."""
+    seen, deadline = obj["status"], time.monotonic() + FOLLOW_SECONDS
+    while seen not in final and time.monotonic() < deadline:
+        if stop.wait(0.05):
+            return None
+        timeline.poll()
+        obj = _call("GET", f"{base}{path}", key=key)[1]
+        seen = obj.get("status")
+    timeline.poll()
+    timeline.say(f"{obj['id']} status={seen} (as the API shows it)")
+    if seen not in final:
+        timeline.say(f"{obj['id']} is still {seen} after {FOLLOW_SECONDS}s: see the worker and relay lines above")
+    return obj

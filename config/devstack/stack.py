@@ -82,6 +82,7 @@ def _stack_environment() -> tuple[dict[str, str], list[str]]:
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
     env["PYTHONUNBUFFERED"] = "1"
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(_fresh_metrics_dir(env.get("PROMETHEUS_MULTIPROC_DIR")))
     names = []
     if not env.get("DATABASE_URL"):
         names.append("postgres")
@@ -111,6 +112,19 @@ def _stack_environment() -> tuple[dict[str, str], list[str]]:
     if "sandbox" in names:
         names.append("demo")  # a demo checkout only against the sandbox, never a real provider
     return env, names
+
+
+def _fresh_metrics_dir(configured: str | None) -> Path:
+    """Return the directory web, worker and relay share their metrics through, emptied of metric files.
+
+    A previous run's files would be added to this run's counters. Runs under the stack lock, so a
+    running stack's files are never removed; only prometheus_client's `*.db` files are.
+    """
+    directory = Path(configured or paths.DATA_DIR / "prometheus")
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    return directory
 
 
 def _reap_leftovers() -> None:

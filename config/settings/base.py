@@ -193,7 +193,32 @@ CELERY_BEAT_SCHEDULE = {
         "task": "payments.idempotency_key_purge",
         "schedule": crontab(minute="17"),
     },
+    # https://crontab.guru/#23_*_*_*_* : hourly; done rows past OUTBOX_DONE_RETENTION_HOURS, in batches
+    "outbox.outbox_message_purge_done": {
+        "task": "outbox.outbox_message_purge_done",
+        "schedule": crontab(minute="23"),
+    },
 }
+
+# OUTBOX ---------------------------------------------------------------------------------------
+# Retries of provider calls are data on the outbox row; one policy decides the next attempt:
+# uniform in [0, min(CAP, BASE * 2**attempt)] (full jitter), never sooner than a Retry-After.
+OUTBOX_BACKOFF_BASE_SECONDS = env.float("OUTBOX_BACKOFF_BASE_SECONDS", default=1.0)
+OUTBOX_BACKOFF_CAP_SECONDS = env.float("OUTBOX_BACKOFF_CAP_SECONDS", default=300.0)
+# After this many attempts a row is DEAD: kept, counted, shown to ops with a "retry now" action.
+# 12 attempts of capped full jitter span roughly half an hour; the janitor takes over after that.
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=12)
+# A handed-out row whose task never reports back (worker killed, broker lost the message) is handed
+# out again after this. Longer than the task time limit, so a slow task is rarely run twice.
+OUTBOX_LEASE_SECONDS = env.int("OUTBOX_LEASE_SECONDS", default=300)
+OUTBOX_RELAY_BATCH_SIZE = env.int("OUTBOX_RELAY_BATCH_SIZE", default=200)
+# LISTEN/NOTIFY wakes the relay at once; this poll is only the fallback.
+OUTBOX_RELAY_POLL_SECONDS = env.float("OUTBOX_RELAY_POLL_SECONDS", default=2.0)
+# With the broker down, claimed rows are given back and tried again after this.
+OUTBOX_RELAY_PUBLISH_RETRY_SECONDS = env.float("OUTBOX_RELAY_PUBLISH_RETRY_SECONDS", default=1.0)
+OUTBOX_DONE_RETENTION_HOURS = env.int("OUTBOX_DONE_RETENTION_HOURS", default=72)
+# Tests set this so a bug in a consumer fails the test instead of hiding in a retry.
+OUTBOX_CONSUMER_RAISES = False
 
 # STRIPE ---------------------------------------------------------------------------------------
 # https://docs.stripe.com/keys
@@ -206,7 +231,50 @@ STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
 # rejected. Its one home: `manage.py stripe_sandbox` hands it to the sandbox, the tests read it, and
 # a test keeps it equal to the installed SDK's own. https://docs.stripe.com/api/versioning
 STRIPE_API_VERSION = "2026-10-28.endive"
+# Read timeout of every provider call: a request sent and not answered within it is "outcome unknown".
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=10.0)
+# Connect timeout, kept short: a connection that never opened sent nothing, so it is safe to retry at once.
+STRIPE_CONNECT_TIMEOUT_SECONDS = env.float("STRIPE_CONNECT_TIMEOUT_SECONDS", default=3.0)
+# A payment waiting on the customer (3-D Secure) or on an async method is polled at the provider for
+# this long after creation; webhooks usually settle it first, and the janitor settles it after.
+PAYMENT_FOLLOW_UP_SECONDS = env.int("PAYMENT_FOLLOW_UP_SECONDS", default=3600)
+
+# PROVIDER RATE LIMIT AND CIRCUIT BREAKER ------------------------------------------------------
+# Shared by every worker through Redis (payments/gateway/limits/). A worker without a token, or
+# held back by an open breaker, reschedules its row instead of calling.
+# Calls per provider account: `account` counts every call, `default` each operation that has no
+# limit of its own, and named operations (e.g. "account=90/s,default=25/s,intent_find=20/s").
+# A rate is <calls>/<period>[:<burst>], period s, m, h or e.g. 2s; the burst (calls let through at
+# once after a quiet spell) defaults to <calls>. Keep under the provider's own limits: Stripe allows
+# 100/s live and 25/s in test mode per account, 25/s per endpoint, 20/s for search.
+# https://docs.stripe.com/rate-limits
+PROVIDER_RATE_LIMITS = env.dict(
+    "PROVIDER_RATE_LIMITS", default={"account": "25/s", "default": "25/s", "intent_find": "20/s"}
+)
+# The breaker opens when at least FAILURE_RATE of at least MIN_CALLS calls in the last
+# WINDOW_SECONDS failed (5xx, timeouts, connection failures, 429s; never declines), stays open
+# OPEN_SECONDS, then lets one probe call through: a success closes it, a failure reopens it.
+# https://martinfowler.com/bliki/CircuitBreaker.html
+PROVIDER_BREAKER_FAILURE_RATE = env.float("PROVIDER_BREAKER_FAILURE_RATE", default=0.5)
+PROVIDER_BREAKER_MIN_CALLS = env.int("PROVIDER_BREAKER_MIN_CALLS", default=10)
+PROVIDER_BREAKER_WINDOW_SECONDS = env.int("PROVIDER_BREAKER_WINDOW_SECONDS", default=30)
+PROVIDER_BREAKER_OPEN_SECONDS = env.float("PROVIDER_BREAKER_OPEN_SECONDS", default=15.0)
+# A probe that has not reported by then (its worker was killed) lets another worker probe; longer
+# than one provider call.
+PROVIDER_BREAKER_PROBE_TIMEOUT_SECONDS = env.float(
+    "PROVIDER_BREAKER_PROBE_TIMEOUT_SECONDS", default=3 * STRIPE_TIMEOUT_SECONDS
+)
+# Our key refused (401/403) opens the breaker this long: every call would fail alike. One probe per
+# period checks whether someone fixed it (the breaker's reset() resumes at once).
+PROVIDER_BREAKER_AUTH_TRIP_SECONDS = env.float("PROVIDER_BREAKER_AUTH_TRIP_SECONDS", default=300.0)
+
+# METRICS --------------------------------------------------------------------------------------
+# The bearer token Prometheus sends to /metrics (the `authorization` option of a scrape config,
+# https://prometheus.io/docs/prometheus/latest/configuration/configuration/#scrape_config).
+# Empty: /metrics is open under DEBUG (make run) and answers 404 everywhere else. The directory the
+# processes share their metrics through is PROMETHEUS_MULTIPROC_DIR, read by prometheus_client from
+# the environment itself (config/metrics/multiprocess.py).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
 
 # API ------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

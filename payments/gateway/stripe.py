@@ -1,117 +1,399 @@
 """
-Stripe's published facts about currencies and amounts, in one place (STYLE §2: provider constants
-live in the gateway). Standard library only: the API client that will live here comes later.
+The Stripe implementation of `PaymentGateway`, on the official SDK. The only module that imports `stripe`.
 
-Source for everything below, unless a comment says otherwise: https://docs.stripe.com/currencies
-("Supported presentment currencies", "Zero-decimal currencies", "Special cases", "Minimum and maximum
-charge amounts"). Codes are lower case, as Stripe's API wants them.
+One `StripeClient` per process, configured once: the SDK's own network retries off (the outbox row
+owns the retry schedule), a (connect, read) timeout on every call so "nothing was sent" can be told
+from "sent, no answer", the pinned API version, and our derived key as `Idempotency-Key` on every POST.
+
+Every HTTP call writes one structlog line (`payments.gateway.calls`) with ids, sizes, status and
+timing, never a body, a query string, card data or metadata values; our request id is also sent to
+Stripe as `X-Request-Id`.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
+import functools
+import math
+import os
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
 
-# Every currency Stripe documents as a presentment (charge) currency for card payments. The list a
-# given account can use depends on its country (https://docs.stripe.com/api/country_specs), so this
-# is the widest set; a charge the account cannot make is refused by Stripe and surfaces as a failed
-# payment. payments.currencies keeps only those that are also legal tender today (it drops `ang` and
-# `std`, which Stripe still lists after ISO retired them).
-PRESENTMENT_CURRENCIES = frozenset(
+import requests
+import stripe
+import structlog
+import urllib3.exceptions
+from django.conf import settings
+
+from payments.gateway.base import (
+    EventPage,
+    IntentResult,
+    PaymentGateway,
+    ProviderAuthError,
+    ProviderBadResponse,
+    ProviderDeclined,
+    ProviderError,
+    ProviderIdempotencyConflict,
+    ProviderInvalidRequest,
+    ProviderOutcomeUnknown,
+    ProviderRateLimited,
+    ProviderServerError,
+    ProviderUnavailable,
+    RefundResult,
+)
+from payments.gateway.calls import Exchange, provider_call, record_exchange, safe_id
+
+logger = structlog.get_logger("payments.gateway")
+
+PROVIDER = "stripe"
+# A TCP (and TLS) handshake to Stripe takes milliseconds; one that has not finished in seconds will
+# not, and nothing was sent yet, so failing fast is safe. Used when STRIPE_CONNECT_TIMEOUT_SECONDS is unset.
+DEFAULT_CONNECT_TIMEOUT_SECONDS = 3.0
+# Stripe's search syntax quotes values; our payment ids never need escaping, so refuse any that would.
+_SEARCHABLE = re.compile(r"[A-Za-z0-9_:-]{1,128}")
+# https://docs.stripe.com/error-codes#idempotency-key-in-use: the same key is still being processed.
+_IN_FLIGHT_CODE = "idempotency_key_in_use"
+# requests refuses these before connecting: STRIPE_API_BASE is wrong, and every call will fail the same way.
+_BAD_URL = (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL)
+
+
+class _MeasuredRequestsClient(stripe.RequestsClient):
+    """The SDK's `requests` transport, timing each HTTP call for the gateway's log line."""
+
+    def request(self, method, url, headers, post_data=None):
+        body = post_data.encode() if isinstance(post_data, str) else post_data or b""
+        exchange = Exchange(method=method.upper(), endpoint=urlsplit(url).path, request_bytes=len(body))
+        started = time.perf_counter()
+        try:
+            content, status, response_headers = super().request(method, url, headers, post_data)
+            exchange.status = status
+            exchange.response_bytes = len(content or b"")
+            exchange.provider_request_id = safe_id(response_headers.get("Request-Id"))
+            exchange.replayed = response_headers.get("Idempotent-Replayed") == "true"
+            return content, status, response_headers
+        finally:
+            exchange.duration_ms = (time.perf_counter() - started) * 1000
+            record_exchange(exchange)
+
+
+# --- the gateway ----------------------------------------------------------------------------------
+class StripeGateway:
+    """`PaymentGateway` on Stripe. Never retries on its own: every failure is one typed error."""
+
+    name = PROVIDER
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        api_version: str,
+        api_base: str = "",
+        timeout_seconds: float,
+        connect_timeout_seconds: float = DEFAULT_CONNECT_TIMEOUT_SECONDS,
+    ) -> None:
+        if not api_key:
+            raise ProviderAuthError("no Stripe secret key is configured (STRIPE_SECRET_KEY)")
+        self.timeout = (connect_timeout_seconds, timeout_seconds)
+        self.client = stripe.StripeClient(
+            api_key,
+            stripe_version=api_version,
+            base_addresses={"api": api_base.rstrip("/")} if api_base else None,
+            max_network_retries=0,
+            http_client=_MeasuredRequestsClient(timeout=self.timeout),
+        )
+
+    def intent_create_and_confirm(
+        self,
+        *,
+        payment_id: str,
+        amount: int,
+        currency: str,
+        payment_method: str,
+        capture_method: str,
+        description: str,
+        idempotency_key: str,
+    ) -> IntentResult:
+        """Create and confirm a PaymentIntent with `metadata[payment_id]` (decline: ProviderDeclined)."""
+        params: dict[str, Any] = {
+            "amount": amount,
+            "currency": currency,
+            "payment_method": payment_method,
+            "capture_method": capture_method,
+            "confirm": True,
+            # Confirmed server-side with no return_url: refuse redirect-based methods up front. Card
+            # 3-D Secure still answers requires_action. https://docs.stripe.com/api/payment_intents/create
+            "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
+            "metadata": {"payment_id": payment_id},
+        }
+        if description:
+            params["description"] = description
+        intent = self._call(
+            "intent_create",
+            "payment_intent",
+            lambda options: self.client.v1.payment_intents.create(params=params, options=options),
+            idempotency_key=idempotency_key,
+        )
+        return _intent_result(intent)
+
+    def intent_retrieve(self, *, intent_id: str) -> IntentResult:
+        intent = self._call(
+            "intent_retrieve",
+            "payment_intent",
+            lambda options: self.client.v1.payment_intents.retrieve(intent_id, options=options),
+        )
+        return _intent_result(intent)
+
+    def intent_find(self, *, payment_id: str) -> IntentResult | None:
+        """Find the intent made for our payment by `metadata['payment_id']`, or None.
+
+        Stripe's search index lags writes by up to a minute (https://docs.stripe.com/search#data-freshness),
+        so None means "not found yet": repeat the create with the same idempotency key rather than
+        concluding nothing was charged.
+        """
+        if not _SEARCHABLE.fullmatch(payment_id):
+            raise ValueError("a payment id to search for must be letters, digits, '_', ':' or '-'")
+        found = self._call(
+            "intent_find",
+            "search_result",
+            lambda options: self.client.v1.payment_intents.search(
+                params={"query": f"metadata['payment_id']:'{payment_id}'", "limit": 10}, options=options
+            ),
+        )
+        request_id = _provider_request_id(found)
+        intents = [_intent_result(intent, request_id=request_id) for intent in found.data]
+        if len(intents) > 1:
+            # One create key per payment makes this impossible through us; if it happens, money is at risk.
+            logger.warning("provider_duplicate_intents", provider=PROVIDER, intent_ids=[i.id for i in intents])
+        return max(intents, key=lambda intent: intent.created) if intents else None
+
+    def intent_capture(self, *, intent_id: str, amount: int | None, idempotency_key: str) -> IntentResult:
+        params = {"amount_to_capture": amount} if amount is not None else {}
+        intent = self._call(
+            "intent_capture",
+            "payment_intent",
+            lambda options: self.client.v1.payment_intents.capture(intent_id, params=params, options=options),
+            idempotency_key=idempotency_key,
+        )
+        return _intent_result(intent)
+
+    def intent_cancel(self, *, intent_id: str, idempotency_key: str) -> IntentResult:
+        intent = self._call(
+            "intent_cancel",
+            "payment_intent",
+            lambda options: self.client.v1.payment_intents.cancel(intent_id, options=options),
+            idempotency_key=idempotency_key,
+        )
+        return _intent_result(intent)
+
+    def refund_create(
+        self, *, intent_id: str, refund_id: str, payment_id: str, amount: int, reason: str, idempotency_key: str
+    ) -> RefundResult:
+        params: dict[str, Any] = {
+            "payment_intent": intent_id,
+            "amount": amount,
+            "metadata": {"refund_id": refund_id, "payment_id": payment_id},
+        }
+        if reason:
+            params["reason"] = reason
+        refund = self._call(
+            "refund_create",
+            "refund",
+            lambda options: self.client.v1.refunds.create(params=params, options=options),
+            idempotency_key=idempotency_key,
+        )
+        return _refund_result(refund)
+
+    def refund_retrieve(self, *, refund_id: str) -> RefundResult:
+        refund = self._call(
+            "refund_retrieve", "refund", lambda options: self.client.v1.refunds.retrieve(refund_id, options=options)
+        )
+        return _refund_result(refund)
+
+    def events_list(
+        self, *, starting_after: str | None = None, delivery_success: bool | None = None, limit: int = 100
+    ) -> EventPage:
+        params: dict[str, Any] = {"limit": limit}
+        if starting_after:
+            params["starting_after"] = starting_after
+        if delivery_success is not None:
+            params["delivery_success"] = delivery_success
+        page = self._call(
+            "events_list", "list", lambda options: self.client.v1.events.list(params=params, options=options)
+        )
+        return EventPage(events=[event.to_dict() for event in page.data], has_more=bool(page.has_more))
+
+    def _call(
+        self,
+        operation: str,
+        expected_object: str,
+        send: Callable[[dict], Any],
+        *,
+        idempotency_key: str | None = None,
+    ) -> Any:
+        """Send one request and turn anything but the `expected_object` it asked for into a typed error."""
+        if idempotency_key == "":
+            raise ValueError(f"{operation} changes something at Stripe: it needs an idempotency key")
+        with provider_call(provider=PROVIDER, operation=operation) as call:
+            options: dict[str, Any] = {"headers": {"X-Request-Id": call.request_id}}
+            if idempotency_key:
+                options["idempotency_key"] = idempotency_key
+            try:
+                answer = send(options)
+            except stripe.StripeError as exc:
+                raise _translate(exc) from exc
+            if _object_type(answer) != expected_object:
+                # The SDK turns any 2xx JSON into an object, even {"error": ...}: never a success.
+                response = getattr(answer, "last_response", None)
+                raise ProviderBadResponse(
+                    f"Stripe answered {operation} with a success status but no {expected_object} object",
+                    status=getattr(response, "code", None),
+                    request_id=safe_id(getattr(response, "request_id", None)),
+                )
+            return answer
+
+
+# --- translation: SDK objects and errors to ours --------------------------------------------------
+def _translate(exc: stripe.StripeError) -> ProviderError:
+    """Map an SDK error onto the typed error that says what the caller must do next (see base.py)."""
+    message = exc.user_message or type(exc).__name__
+    context = {"status": exc.http_status, "request_id": safe_id(exc.request_id)}
+    body = exc.json_body.get("error") if isinstance(exc.json_body, dict) else None
+    body = body if isinstance(body, dict) else {}
+    code = body.get("code") or exc.code or ""
+    if exc.http_status == 409 and code == _IN_FLIGHT_CODE:
+        return ProviderIdempotencyConflict(message, in_flight=True, **context)
+    if isinstance(exc, stripe.RateLimitError):
+        return ProviderRateLimited(message, retry_after=_retry_after(exc.headers), **context)
+    if isinstance(exc, stripe.CardError):
+        intent = body.get("payment_intent")  # Stripe sends the declined intent's snapshot with the 402
+        return ProviderDeclined(
+            message,
+            code=body.get("decline_code") or code or "card_declined",
+            intent=_intent_result(intent) if isinstance(intent, dict) else None,
+            **context,
+        )
+    if isinstance(exc, stripe.IdempotencyError):
+        return ProviderIdempotencyConflict(message, in_flight=False, **context)
+    if isinstance(exc, (stripe.AuthenticationError, stripe.PermissionError)):
+        return ProviderAuthError(message, **context)
+    if isinstance(exc, stripe.InvalidRequestError):
+        return ProviderInvalidRequest(message, code=code, **context)
+    if isinstance(exc, stripe.APIConnectionError):
+        return _connection_error(exc)
+    if isinstance(exc, stripe.APIError):
+        if exc.http_status is not None and 200 <= exc.http_status < 300:  # a 2xx body that is not JSON
+            return ProviderBadResponse("Stripe answered with a success status and an unreadable body", **context)
+        return ProviderServerError(message, **context)
+    return ProviderError(message, **context)
+
+
+def _connection_error(exc: stripe.APIConnectionError) -> ProviderError:
+    """No HTTP answer: "not sent" only when the connection itself never opened; otherwise unknown."""
+    cause = exc.__cause__
+    name = type(cause).__name__ if cause else "connection error"
+    if isinstance(cause, _BAD_URL):
+        return ProviderAuthError(f"the Stripe API base is not a usable URL ({name}): check STRIPE_API_BASE")
+    if _never_connected(cause):
+        return ProviderUnavailable(f"could not connect to Stripe ({name}); nothing was sent")
+    return ProviderOutcomeUnknown(f"no answer from Stripe after sending ({name}); it may have acted")
+
+
+def _never_connected(error: BaseException | None) -> bool:
+    """True when the chain shows a connect that failed (refused, DNS, connect timeout) before any byte was sent.
+
+    requests wraps urllib3: ConnectionError(MaxRetryError(reason=NewConnectionError(...))) for a refused
+    connection, ConnectTimeout for a connect timeout. A read timeout, a reset or a disconnect after the
+    request went out is none of these.
     """
-    usd aed afn all amd ang aoa ars aud awg azn bam bbd bdt bgn bhd bif bmd bnd bob brl bsd bwp byn bzd
-    cad cdf chf clp cny cop crc cve czk djf dkk dop dzd egp etb eur fjd fkp gbp gel gip gmd gnf gtq gyd
-    hkd hnl htg huf idr ils inr isk jmd jod jpy kes kgs khr kmf krw kwd kyd kzt lak lbp lkr lrd lsl mad
-    mdl mga mkd mmk mnt mop mur mvr mwk mxn myr mzn nad ngn nio nok npr nzd omr pab pen pgk php pkr pln
-    pyg qar ron rsd rub rwf sar sbd scr sek sgd shp sle sos srd std szl thb tjs tnd top try ttd twd tzs
-    uah ugx uyu uzs vnd vuv wst xaf xcd xof xpf yer zar zmw
-    """.split()  # noqa: SIM905 - a block that reads like the page's list, not 139 lines of literals
-)
-
-# "Currencies are two-decimal currencies unless otherwise specified." These are specified:
-# the amount is in the major unit (to charge 500 JPY, send 500).
-ZERO_DECIMAL_CURRENCIES = frozenset(
-    ["bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "vnd", "vuv", "xaf", "xof", "xpf"]
-)
-
-# Three-decimal currencies: "these API calls require the least-significant (last) digit to be 0 …
-# 5.124 KWD must be rounded to 5120 or 5130" (Payment Intents, Refunds and Disputes alike). The
-# section is gone from the current page but the five codes are still charged; the rule is quoted from
-# https://web.archive.org/web/20221231002856/https://stripe.com/docs/currencies and kept, as the safe side.
-THREE_DECIMAL_CURRENCIES = frozenset(["bhd", "jod", "kwd", "omr", "tnd"])
-
-# "Special cases": ISK and UGX "transitioned to a zero-decimal currency, but backwards compatibility
-# requires you to represent it as a two-decimal value, where the decimal amount is always 00 … You
-# can't charge fractions". Stripe answers `invalid_charge_amount_no_decimal_compatible` otherwise
-# (https://support.stripe.com/questions/deprecation-of-fractional-isk-charges-and-refunds).
-# HUF and TWD are whole units only for payouts; charges may carry two decimals, so they are not here.
-WHOLE_UNIT_TWO_DECIMAL_CURRENCIES = frozenset(["isk", "ugx"])
-
-# Minimum charge amounts, in major units as the page prints them. Stripe sets them so that its fee
-# never exceeds the charge, per settlement currency: a charge converted into another settlement
-# currency must meet that currency's minimum after conversion, which no static table can check (it
-# needs the day's rate). So we refuse what is below the listed minimum of the charge's own currency (the
-# exact rule when the account settles in it) and let Stripe judge the rest.
-_MINIMUM_CHARGE_MAJOR_UNITS = {
-    "usd": "0.50",
-    "aed": "2.00",
-    "ars": "0.50",
-    "aud": "0.50",
-    "brl": "0.50",
-    "cad": "0.50",
-    "chf": "0.50",
-    "cop": "0.50",
-    "czk": "15.00",
-    "dkk": "2.50",
-    "eur": "0.50",
-    "gbp": "0.30",
-    "hkd": "4.00",
-    "huf": "175.00",
-    "idr": "0.50",
-    "ils": "0.50",
-    "inr": "0.50",
-    "jpy": "50",
-    "krw": "50",
-    "mxn": "10",
-    "myr": "2.00",
-    "nok": "3.00",
-    "nzd": "0.50",
-    "php": "0.50",
-    "pln": "2.00",
-    "ron": "2.00",
-    "rub": "0.50",
-    "sek": "3.00",
-    "sgd": "0.50",
-    "thb": "10",
-    "zar": "0.50",
-}
+    seen: set[int] = set()
+    pending = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        # NewConnectionError (refused, DNS failure) is a ConnectTimeoutError in urllib3's hierarchy.
+        if isinstance(current, (requests.exceptions.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError)):
+            return True
+        if isinstance(current, urllib3.exceptions.MaxRetryError):
+            pending.append(current.reason)
+        pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
+    return False
 
 
-def amount_exponent(currency: str) -> int:
-    """Return how many digits of Stripe's `amount` are below the major unit (2 for usd: 1099 is 10.99)."""
-    if currency in ZERO_DECIMAL_CURRENCIES:
-        return 0
-    if currency in THREE_DECIMAL_CURRENCIES:
-        return 3
-    return 2
+def _retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds from a `Retry-After: <seconds>` header; None when absent or not a number of seconds."""
+    try:
+        seconds = float((headers or {}).get("Retry-After", ""))
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
-def amount_step(currency: str) -> int:
-    """Return what every `amount` in the currency must be a multiple of (1 unless Stripe says otherwise)."""
-    if currency in THREE_DECIMAL_CURRENCIES:
-        return 10
-    if currency in WHOLE_UNIT_TWO_DECIMAL_CURRENCIES:
-        return 100
-    return 1
+def _object_type(answer: Any) -> str | None:
+    if isinstance(answer, stripe.StripeObject) and "object" in answer:
+        return answer["object"]
+    return None
 
 
-def _minor_units(currency: str, major: str) -> int:
-    minor = Decimal(major).scaleb(amount_exponent(currency))
-    if minor != minor.to_integral_value():
-        raise ValueError(f"{major} {currency} is not a whole number of minor units")
-    return int(minor)
+def _plain(obj: Any) -> dict:
+    return obj.to_dict() if isinstance(obj, stripe.StripeObject) else dict(obj)
 
 
-# The same minimums in the minor units of `amount` (usd 50, jpy 50, huf 17500).
-MINIMUM_CHARGE_AMOUNTS = {
-    currency: _minor_units(currency, major) for currency, major in _MINIMUM_CHARGE_MAJOR_UNITS.items()
-}
+def _provider_request_id(obj: Any) -> str:
+    response = getattr(obj, "last_response", None)
+    return safe_id(getattr(response, "request_id", None)) or ""
+
+
+def _intent_result(obj: Any, *, request_id: str | None = None) -> IntentResult:
+    data = _plain(obj)
+    error = data.get("last_payment_error") or {}
+    return IntentResult(
+        id=data["id"],
+        status=data["status"],
+        amount=data["amount"],
+        currency=data["currency"],
+        amount_capturable=data.get("amount_capturable") or 0,
+        amount_received=data.get("amount_received") or 0,
+        next_action=data.get("next_action") or None,
+        failure_code=error.get("decline_code") or error.get("code") or "",
+        failure_message=error.get("message") or "",
+        created=data.get("created") or 0,
+        metadata=dict(data.get("metadata") or {}),
+        request_id=_provider_request_id(obj) if request_id is None else request_id,
+    )
+
+
+def _refund_result(obj: Any) -> RefundResult:
+    data = _plain(obj)
+    return RefundResult(
+        id=data["id"],
+        status=data["status"],
+        amount=data["amount"],
+        payment_intent=data.get("payment_intent") or "",
+        failure_reason=data.get("failure_reason") or "",
+        metadata=dict(data.get("metadata") or {}),
+        request_id=_provider_request_id(obj),
+    )
+
+
+# --- the process's gateway ------------------------------------------------------------------------
+@functools.cache
+def get_gateway() -> PaymentGateway:
+    """Return this process's gateway, built from settings on first use and shared by its threads.
+
+    :raises ProviderAuthError: if STRIPE_SECRET_KEY is empty
+    """
+    return StripeGateway(
+        api_key=settings.STRIPE_SECRET_KEY,
+        api_base=settings.STRIPE_API_BASE,
+        api_version=settings.STRIPE_API_VERSION,
+        timeout_seconds=settings.STRIPE_TIMEOUT_SECONDS,
+        connect_timeout_seconds=settings.STRIPE_CONNECT_TIMEOUT_SECONDS,
+    )
+
+
+# A forked child (prefork Celery, a preloading gunicorn) must not share the parent's pooled sockets.
+os.register_at_fork(after_in_child=get_gateway.cache_clear)

@@ -188,6 +188,12 @@ class Payment(fsm.ConcurrentTransitionMixin, BaseModel):
         self.failure_message = failure_message
         self.next_action = None
 
+    @fsm.transition(field=status, source=Status.CAPTURE_REQUESTED, target=Status.REQUIRES_CAPTURE)
+    def mark_capture_refused(self, *, amount_capturable: int) -> None:
+        """The provider definitively refused the capture and still holds the authorization."""
+        self.amount_capturable = amount_capturable
+        self.amount_to_capture = None
+
     @fsm.transition(
         field=status,
         source=[Status.PROCESSING, Status.REQUIRES_ACTION, Status.REQUIRES_CAPTURE],

@@ -20,7 +20,9 @@ from config.devstack import paths
 SECRET = "sk_live_do_not_log_me"
 EMAIL = "jane@example.com"
 # Options that would bring gunicorn's access log back (gunicorn --help, "Logging").
-GUNICORN_ACCESS_LOG_OPTIONS = ("--access-logfile", "--access-logformat", "--log-config", "--log-config-dict", "-c")
+GUNICORN_ACCESS_LOG_OPTIONS = ("--access-logfile", "--access-logformat", "--log-config", "--log-config-dict")
+# The one config file the commands may name (its hooks), held below to set no logging of its own.
+GUNICORN_CONFIG = "config/gunicorn.py"
 
 
 def procfile_web_gunicorn_args() -> list[str]:
@@ -53,6 +55,16 @@ def dockerfile_cmd() -> list[str]:
 def test_gunicorn_runs_without_its_own_access_log(command):
     assert command[0] == "gunicorn"
     assert not [arg for arg in command if arg.split("=")[0] in GUNICORN_ACCESS_LOG_OPTIONS]
+    configs = [command[i + 1] for i, arg in enumerate(command) if arg in ("-c", "--config")]
+    assert configs in ([], [GUNICORN_CONFIG])
+
+
+def test_the_gunicorn_config_file_sets_no_logging_of_its_own():
+    import runpy
+
+    settings = runpy.run_path(str(paths.BASE_DIR / GUNICORN_CONFIG))
+
+    assert not {"accesslog", "access_log_format", "logconfig", "logconfig_dict", "logger_class"} & set(settings)
 
 
 def test_no_gunicorn_config_file_or_environment_can_turn_it_back_on():

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from config.devstack import paths
+from config.devstack import stack as devstack
 from config.devstack.locks import OwnerLock
 from config.devstack.redis import port_is_free
 
@@ -74,7 +76,8 @@ def wait_ready(stack: subprocess.Popen, web_port: int) -> None:
 
 
 def wait_for_demo_checkout(data_dir: Path, web_port: int, timeout: float = 60) -> list[dict]:
-    """The demo process posts one checkout through the API with the demo key make run printed."""
+    """The demo process posts one checkout through the API with the demo key make run printed, and
+    walks it through the system to a partial refund (waited for here: amount_refunded is set)."""
     key = json.loads((data_dir / "dev-secrets.json").read_text())["DEMO_API_KEY"]
     request = urllib.request.Request(
         f"http://127.0.0.1:{web_port}/api/v1/payments",
@@ -84,7 +87,8 @@ def wait_for_demo_checkout(data_dir: Path, web_port: int, timeout: float = 60) -
     while True:
         with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback
             payments = json.loads(response.read())["data"]
-        if payments or time.monotonic() > deadline:
+        if (payments and payments[0]["amount_refunded"]) or time.monotonic() > deadline:
+            time.sleep(3)  # the refund's worker call, after its row counted it
             return payments
         time.sleep(0.5)
 
@@ -95,6 +99,24 @@ def in_time_wait(port: int) -> bool:
         connection.status == psutil.CONN_TIME_WAIT and connection.laddr.port == port
         for connection in psutil.net_connections("tcp")
     )
+
+
+def wait_for_counters_of_other_processes(web_port: int, timeout: float = 60) -> dict[str, float]:
+    """Scrape web's /metrics (open under DEBUG) until it adds up what the relay and the worker counted."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/metrics", timeout=5) as response:
+            body = response.read().decode()
+        totals = {"published": 0.0, "task_outcomes": 0.0}
+        for family in text_string_to_metric_families(body):
+            for sample in family.samples:
+                if sample.name == "outbox_relay_messages_total" and sample.labels["outcome"] == "published":
+                    totals["published"] += sample.value
+                elif sample.name == "outbox_task_outcomes_total":
+                    totals["task_outcomes"] += sample.value
+        if all(totals.values()) or time.monotonic() > deadline:
+            return totals
+        time.sleep(0.5)
 
 
 def processes_using(data_dir: Path) -> list[psutil.Process]:
@@ -145,6 +167,16 @@ def test_a_port_another_process_listens_on_is_taken_even_when_it_set_so_reuseadd
         listener.listen()
 
         assert not port_is_free(listener.getsockname()[1])
+
+
+def test_the_stacks_metrics_directory_starts_empty_of_a_previous_runs_metric_files(tmp_path):
+    (tmp_path / "counter_host-123.db").write_bytes(b"stale")
+    (tmp_path / "notes.txt").write_text("not ours")
+
+    directory = devstack._fresh_metrics_dir(str(tmp_path))
+
+    assert directory == tmp_path
+    assert [path.name for path in tmp_path.iterdir()] == ["notes.txt"]
 
 
 def test_run_refuses_to_start_twice_and_changes_nothing(tmp_path):
@@ -215,6 +247,7 @@ def test_make_run_serves_stops_cleanly_with_nothing_left_running_and_starts_agai
 
         sandbox_health = get(f"http://127.0.0.1:{sandbox_port}/_sandbox/health")
         demo_payments = wait_for_demo_checkout(data_dir, web_port)
+        counted_elsewhere = wait_for_counters_of_other_processes(web_port)
         second = run_devstack("run", env=env)
         second_output, _ = second.communicate(timeout=60)
         shell = subprocess.run(
@@ -242,8 +275,17 @@ def test_make_run_serves_stops_cleanly_with_nothing_left_running_and_starts_agai
 
     assert sandbox_health == 200
     assert demo_payments[0]["description"] == "make run demo checkout"
+    assert counted_elsewhere["published"] >= 1 and counted_elsewhere["task_outcomes"] >= 1, counted_elsewhere
+    assert list((data_dir / "prometheus").glob("counter_*.db"))
     assert second.returncode == 1 and "already up" in second_output
-    assert "[demo] POST /api/v1/payments -> 202" in output
+    assert "POST /api/v1/payments -> 202" in output
+    # The demo walked through the running system: relay, worker, sandbox, and a partial refund.
+    demo = [line for line in output.splitlines() if "[demo]" in line]
+    assert [
+        stage
+        for stage in ("payment.created", "payment.submitted", "payment.succeeded", "refund.created", "refund.succeeded")
+        if any(stage in line for line in demo)
+    ] == ["payment.created", "payment.submitted", "payment.succeeded", "refund.created", "refund.succeeded"], demo
     assert shell.returncode == 0, shell.stderr
     assert shell.stdout.split() == [str(data_dir / "run" / "pg"), "1"]
     assert "stopped; nothing left running" in output

@@ -42,3 +42,15 @@ def test_compose_requires_every_secret_instead_of_defaulting_it():
     for name in ("SECRET_KEY", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"):
         assert ":?" in environment[name]
     assert ":?" in environment["DATABASE_URL"]
+
+
+def test_compose_shares_one_metrics_directory_between_web_worker_and_relay():
+    compose = load_compose()
+    services = compose["services"]
+
+    directories = {services[name]["environment"]["PROMETHEUS_MULTIPROC_DIR"] for name in ("web", "worker", "relay")}
+    mounts = {tuple(services[name]["volumes"]) for name in ("web", "worker", "relay")}
+
+    assert directories == {"/run/prometheus"}
+    assert mounts == {("prometheus-multiproc:/run/prometheus",)}
+    assert compose["volumes"]["prometheus-multiproc"]["driver_opts"]["type"] == "tmpfs"  # empty at each start

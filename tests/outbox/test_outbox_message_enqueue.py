@@ -21,7 +21,7 @@ def test_enqueue_writes_an_unsent_due_message_inside_a_transaction():
 
     stored = OutboxMessage.objects.get()
     assert stored.pk == message.pk
-    assert stored.sent_at is None and stored.attempts == 0
+    assert stored.status == OutboxMessage.Status.DUE and stored.attempts == 0
     assert stored.available_at is not None
 
 

@@ -5,7 +5,7 @@ from babel.numbers import get_currency_precision, get_territory_currencies, is_c
 
 from payments.currencies import CURRENCIES, ISO_4217_CURRENCIES, charge_amount_validate, refund_amount_validate
 from payments.errors import AmountInvalidForCurrency, AmountTooSmall
-from payments.gateway import stripe
+from payments.gateway import stripe_currencies
 
 FUNDS_AND_METALS = ["usn", "clf", "bov", "che", "chw", "cou", "mxv", "uyi", "uyw", "xsu", "xua", "xdr", "xau", "xag"]
 
@@ -18,7 +18,7 @@ def test_accepted_currencies_are_babels_legal_tender_that_stripe_can_charge():
     }
 
     assert legal_tender <= ISO_4217_CURRENCIES
-    assert set(CURRENCIES) == ISO_4217_CURRENCIES & stripe.PRESENTMENT_CURRENCIES
+    assert set(CURRENCIES) == ISO_4217_CURRENCIES & stripe_currencies.PRESENTMENT_CURRENCIES
     assert {"usd", "eur", "jpy", "kwd", "isk", "ugx", "clp"} <= set(CURRENCIES)
 
 
@@ -32,7 +32,7 @@ def test_fund_codes_and_metals_are_iso_codes_babel_knows_but_not_accepted(code):
 
 @pytest.mark.parametrize("code", ["ang", "std"])
 def test_codes_stripe_still_lists_after_iso_retired_them_are_not_accepted(code):
-    assert code in stripe.PRESENTMENT_CURRENCIES
+    assert code in stripe_currencies.PRESENTMENT_CURRENCIES
 
     assert code not in CURRENCIES
 
@@ -55,17 +55,23 @@ def test_exponents_agree_with_babel_except_where_stripe_counts_two_decimals():
 
 
 def test_stripes_zero_and_three_decimal_currencies_are_babels_too():
-    for code in stripe.ZERO_DECIMAL_CURRENCIES:
+    for code in stripe_currencies.ZERO_DECIMAL_CURRENCIES:
         assert get_currency_precision(code.upper()) == 0, code
-    for code in stripe.THREE_DECIMAL_CURRENCIES:
+    for code in stripe_currencies.THREE_DECIMAL_CURRENCIES:
         assert get_currency_precision(code.upper()) == 3, code
 
 
 def test_every_listed_minimum_is_for_an_accepted_currency_in_its_minor_units():
-    assert set(stripe.MINIMUM_CHARGE_AMOUNTS) <= set(CURRENCIES)
-    assert (stripe.MINIMUM_CHARGE_AMOUNTS["usd"], stripe.MINIMUM_CHARGE_AMOUNTS["jpy"]) == (50, 50)
-    assert (stripe.MINIMUM_CHARGE_AMOUNTS["gbp"], stripe.MINIMUM_CHARGE_AMOUNTS["huf"]) == (30, 17500)
-    for code, minimum in stripe.MINIMUM_CHARGE_AMOUNTS.items():
+    assert set(stripe_currencies.MINIMUM_CHARGE_AMOUNTS) <= set(CURRENCIES)
+    assert (stripe_currencies.MINIMUM_CHARGE_AMOUNTS["usd"], stripe_currencies.MINIMUM_CHARGE_AMOUNTS["jpy"]) == (
+        50,
+        50,
+    )
+    assert (stripe_currencies.MINIMUM_CHARGE_AMOUNTS["gbp"], stripe_currencies.MINIMUM_CHARGE_AMOUNTS["huf"]) == (
+        30,
+        17500,
+    )
+    for code, minimum in stripe_currencies.MINIMUM_CHARGE_AMOUNTS.items():
         assert minimum % CURRENCIES[code].amount_step == 0, code
 
 

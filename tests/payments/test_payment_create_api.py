@@ -48,7 +48,7 @@ def test_create_payment_writes_payment_event_and_outbox_row_in_one_go(api):
     message = OutboxMessage.objects.get()
     assert message.topic == topics.PAYMENT_CREATE_REQUESTED
     assert message.payload == {"payment_id": payment.public_id}
-    assert message.sent_at is None
+    assert message.status == OutboxMessage.Status.DUE
 
 
 def test_create_payment_with_manual_capture_keeps_the_capture_method(api):

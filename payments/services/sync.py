@@ -1,0 +1,237 @@
+"""
+Apply the provider's truth to our rows, only ever forward along the state machine.
+
+Workers (after a call), webhooks (an event's snapshot or a fresh retrieve) and the janitor all land
+here, so a result is applied the same way whoever brings it. A snapshot older than what we know, or
+one the state machine does not allow from where we are, changes nothing: the state machine has no
+cycles, so "not allowed" means "already past it".
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+import django_fsm as fsm
+from django.db import transaction
+from django.db.models import F
+
+from outbox.services import outbox_message_enqueue
+from payments import topics
+from payments.gateway.base import IntentResult, RefundResult
+from payments.models import Payment, Refund
+from payments.selectors import payment_get_for_update
+from payments.services.events import payment_event_create
+from payments.services.payments import Actor
+
+logger = logging.getLogger(__name__)
+S = Payment.Status
+# States in which the outcome is the provider's (or the customer's) to decide, not ours to send.
+WAITING_ON_PROVIDER = (S.REQUIRES_ACTION, S.PROCESSING)
+FIRST_FOLLOW_UP = timedelta(seconds=2)
+
+
+def _target(payment: Payment, intent: IntentResult) -> str | None:
+    """The status the provider's intent means for us, or None when it says nothing new."""
+    if intent.status == "succeeded":
+        return S.SUCCEEDED
+    if intent.status == "canceled":
+        return S.CANCELED
+    if intent.status == "requires_capture":
+        return S.REQUIRES_CAPTURE
+    if intent.status == "requires_action":
+        return S.REQUIRES_ACTION
+    if intent.status == "processing":
+        return S.PROCESSING
+    if intent.status == "requires_payment_method" and (intent.failure_code or payment.status != S.PENDING):
+        # We always confirm at creation: back to requires_payment_method is a failed attempt
+        # (a decline, failed 3-D Secure, a failed async debit). We never re-confirm with another method.
+        return S.FAILED
+    return None
+
+
+def _transition(payment: Payment, target: str, intent: IntentResult, now: datetime) -> bool:
+    """Move `payment` to `target` if the state machine allows it from where it is; True if it moved."""
+    try:
+        if target == S.SUCCEEDED:
+            payment.mark_succeeded(amount_received=intent.amount_received or intent.amount, now=now)
+        elif target == S.CANCELED:
+            payment.mark_canceled(now=now)
+        elif target == S.REQUIRES_CAPTURE and payment.status == S.CAPTURE_REQUESTED:
+            payment.mark_capture_refused(amount_capturable=intent.amount_capturable)
+        elif target == S.REQUIRES_CAPTURE:
+            payment.mark_requires_capture(amount_capturable=intent.amount_capturable or intent.amount)
+        elif target == S.REQUIRES_ACTION:
+            payment.mark_requires_action(next_action=intent.next_action or {})
+        elif target == S.PROCESSING:
+            payment.mark_processing()
+        elif target == S.FAILED:
+            payment.mark_failed(
+                failure_code=intent.failure_code or "payment_failed",
+                failure_message=intent.failure_message or "The provider did not accept the payment.",
+            )
+        else:  # pragma: no cover - _target returns only the statuses above
+            raise ValueError(target)
+    except fsm.TransitionNotAllowed:
+        return False
+    return True
+
+
+def payment_apply_intent(
+    *, payment_id: str, intent: IntentResult, actor: Actor, now: datetime, cause: str = ""
+) -> Payment:
+    """
+    Record what the provider says of our payment's intent: its id, and the status it implies if
+    that is a move forward. Safe to repeat with the same or an older snapshot.
+
+    :raises PaymentNotFound: if there is no such payment
+    """
+    with transaction.atomic():
+        payment = payment_get_for_update(client=None, payment_id=payment_id)
+        changed = []
+        if not payment.provider_payment_id:
+            payment.provider_payment_id = intent.id
+            changed.append("provider_payment_id")
+        elif payment.provider_payment_id != intent.id:
+            # A second intent for one payment would be a second charge: never merge it silently.
+            logger.error(
+                "payment %s is bound to intent %s; ignoring a result for intent %s",
+                payment.public_id,
+                payment.provider_payment_id,
+                intent.id,
+            )
+            return payment
+        from_status = payment.status
+        target = _target(payment, intent)
+        moved = target is not None and target != from_status and _transition(payment, target, intent, now)
+        if (
+            not moved
+            and from_status == S.REQUIRES_CAPTURE == _target(payment, intent)
+            and payment.amount_capturable != intent.amount_capturable
+        ):
+            payment.amount_capturable = intent.amount_capturable
+            changed.append("amount_capturable")
+        if not moved and not changed:
+            return payment
+        payment.save()
+        if moved:
+            payment_event_create(
+                payment=payment,
+                type=_event_type(from_status, payment.status),
+                source=actor.source,
+                actor=actor.name,
+                # The state machine has no cycles: each status is reached at most once per payment.
+                idempotency_key=f"status:{payment.status}",
+                now=now,
+                from_status=from_status,
+                data=_event_data(intent, cause),
+            )
+        if payment.status in WAITING_ON_PROVIDER and intent.status in ("requires_action", "processing"):
+            # Nothing will call the provider again for this payment: follow it until it settles
+            # (webhooks usually get there first; this makes us not depend on them).
+            outbox_message_enqueue(
+                topic=topics.PAYMENT_SYNC_REQUESTED,
+                payload={"payment_id": payment.public_id},
+                available_at=now + FIRST_FOLLOW_UP,
+            )
+    return payment
+
+
+def _event_type(from_status: str, to_status: str) -> str:
+    if from_status == S.CAPTURE_REQUESTED and to_status == S.REQUIRES_CAPTURE:
+        return "payment.capture_refused"
+    return f"payment.{to_status.lower()}"
+
+
+def _event_data(intent: IntentResult, cause: str) -> dict:
+    """Amounts, ids and codes only: never the snapshot itself (it may carry personal data)."""
+    data = {"provider_status": intent.status, "provider_payment_id": intent.id}
+    if intent.amount_received:
+        data["amount_received"] = intent.amount_received
+    if intent.amount_capturable:
+        data["amount_capturable"] = intent.amount_capturable
+    if intent.failure_code:
+        data["failure_code"] = intent.failure_code
+    if cause:
+        data["cause"] = cause
+    return data
+
+
+def payment_apply_failure(
+    *, payment_id: str, failure_code: str, failure_message: str, actor: Actor, now: datetime
+) -> Payment:
+    """
+    Fail a payment the provider definitively refused without giving us an intent (nothing was created).
+
+    Only from states where nothing can have been charged; otherwise a no-op.
+    """
+    intent = IntentResult(
+        id="",
+        status="requires_payment_method",
+        amount=0,
+        currency="",
+        failure_code=failure_code,
+        failure_message=failure_message,
+    )
+    with transaction.atomic():
+        payment = payment_get_for_update(client=None, payment_id=payment_id)
+        from_status = payment.status
+        if payment.provider_payment_id or not _transition(payment, S.FAILED, intent, now):
+            return payment
+        payment.save()
+        payment_event_create(
+            payment=payment,
+            type="payment.failed",
+            source=actor.source,
+            actor=actor.name,
+            idempotency_key=f"status:{payment.status}",
+            now=now,
+            from_status=from_status,
+            data={"failure_code": failure_code},
+        )
+    return payment
+
+
+def refund_apply_result(
+    *, refund_id: str, result: RefundResult | None, failure_reason: str = "", actor: Actor, now: datetime
+) -> Refund:
+    """
+    Record the provider's word on a refund: its id, and success or failure. A failed refund gives
+    its amount back to the payment's refundable balance (it was reserved when the refund was asked for).
+
+    `result=None` with a `failure_reason` records a definitive refusal that created nothing.
+    """
+    with transaction.atomic():
+        refund = Refund.objects.select_related("payment").get(public_id=refund_id)
+        payment = payment_get_for_update(client=None, payment_id=refund.payment.public_id)  # lock order
+        refund = Refund.objects.select_for_update().get(pk=refund.pk)
+        if result is not None and not refund.provider_refund_id:
+            refund.provider_refund_id = result.id
+        status = result.status if result is not None else "failed"
+        from_status = refund.status
+        moved = False
+        try:
+            if status == "succeeded":
+                refund.mark_succeeded()
+                moved = True
+            elif status in ("failed", "canceled"):
+                refund.mark_failed(failure_reason=(result.failure_reason if result else failure_reason) or status)
+                moved = True
+        except fsm.TransitionNotAllowed:
+            moved = False
+        refund.save()
+        if moved and refund.status == Refund.Status.FAILED:
+            Payment.objects.filter(pk=payment.pk).update(amount_refunded=F("amount_refunded") - refund.amount)
+        if moved:
+            payment_event_create(
+                payment=payment,
+                refund=refund,
+                type=f"refund.{refund.status.lower()}",
+                source=actor.source,
+                actor=actor.name,
+                idempotency_key=f"{refund.public_id}:{refund.status}",
+                now=now,
+                from_status=from_status,
+                data={"amount": refund.amount, "provider_refund_id": refund.provider_refund_id or ""},
+            )
+    return refund

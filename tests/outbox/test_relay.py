@@ -1,0 +1,186 @@
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import override_settings
+from django.utils import timezone
+from prometheus_client import REGISTRY
+
+from outbox.models import OutboxMessage
+from outbox.registry import outbox_topic_register
+from outbox.relay import outbox_next_due_in, outbox_relay_batch, outbox_relay_claim
+from outbox.services import outbox_message_enqueue
+
+pytestmark = pytest.mark.django_db
+TOPIC = "tests.outbox.thing_happened"
+outbox_topic_register(topic=TOPIC, task_name="tests.thing_task")
+
+
+class RecordingPublisher:
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.published: list[tuple[str, dict]] = []
+        self.fail_after = fail_after
+        self.resets = 0
+
+    def publish(self, task_name: str, message) -> None:
+        if self.fail_after is not None and len(self.published) >= self.fail_after:
+            raise ConnectionError("broker down")
+        self.published.append((task_name, {**message.payload, "message_id": message.id}))
+
+    def reset(self) -> None:
+        self.resets += 1
+
+    def close(self) -> None:
+        pass
+
+
+def enqueue(count: int = 1, *, topic: str = TOPIC, available_at=None) -> list[OutboxMessage]:
+    with transaction.atomic():
+        return [outbox_message_enqueue(topic=topic, payload={"n": n}, available_at=available_at) for n in range(count)]
+
+
+def test_relay_batch_hands_out_due_rows_oldest_first_with_a_lease_and_publishes_each_once():
+    messages = enqueue(3)
+    publisher = RecordingPublisher()
+    now = timezone.now()
+
+    result = outbox_relay_batch(publisher=publisher, now=now)
+
+    assert (result.claimed, result.published) == (3, 3)
+    assert [payload["message_id"] for _, payload in publisher.published] == [m.pk for m in messages]
+    for message in OutboxMessage.objects.all():
+        assert message.status == OutboxMessage.Status.HANDED_OUT
+        assert message.attempts == 1
+        assert message.available_at > now  # the lease
+    assert outbox_relay_batch(publisher=publisher, now=now).claimed == 0
+
+
+def test_relay_leaves_rows_that_are_not_due_yet():
+    enqueue(1, available_at=timezone.now() + timedelta(minutes=5))
+
+    assert outbox_relay_batch(publisher=RecordingPublisher()).claimed == 0
+    assert 299 < outbox_next_due_in(now=timezone.now()) <= 300
+
+
+@override_settings(OUTBOX_LEASE_SECONDS=60)
+def test_a_row_whose_lease_expired_is_handed_out_again_with_another_attempt():
+    enqueue(1)
+    now = timezone.now()
+    outbox_relay_batch(publisher=RecordingPublisher(), now=now)
+
+    publisher = RecordingPublisher()
+    assert outbox_relay_batch(publisher=publisher, now=now + timedelta(seconds=59)).claimed == 0
+    result = outbox_relay_batch(publisher=publisher, now=now + timedelta(seconds=61))
+
+    assert result.published == 1
+    assert OutboxMessage.objects.get().attempts == 2
+
+
+@override_settings(OUTBOX_LEASE_SECONDS=60, OUTBOX_MAX_ATTEMPTS=2)
+def test_a_row_whose_lease_expires_after_its_last_attempt_is_dead_not_handed_out_forever():
+    enqueue(1)
+    now = timezone.now()
+    for minute in range(2):
+        outbox_relay_batch(publisher=RecordingPublisher(), now=now + timedelta(minutes=2 * minute))
+
+    publisher = RecordingPublisher()
+    result = outbox_relay_batch(publisher=publisher, now=now + timedelta(minutes=10))
+
+    assert (result.published, result.dead) == (0, 1)
+    message = OutboxMessage.objects.get()
+    assert (message.status, message.last_error_type) == (OutboxMessage.Status.DEAD, "lease_expired")
+
+
+def test_a_broker_outage_gives_the_unpublished_rows_back_without_spending_their_attempt():
+    enqueue(3)
+    publisher = RecordingPublisher(fail_after=1)
+
+    result = outbox_relay_batch(publisher=publisher)
+
+    assert result.published == 1 and len(result.failed_ids) == 2
+    given_back = OutboxMessage.objects.filter(pk__in=result.failed_ids)
+    assert {(m.status, m.attempts, m.last_error_type) for m in given_back} == {
+        (OutboxMessage.Status.DUE, 0, "broker_unavailable")
+    }
+    assert publisher.resets == 1
+
+
+def test_a_topic_no_app_consumes_is_retried_then_visible_not_published():
+    enqueue(1, topic="tests.nobody.listens")
+
+    result = outbox_relay_batch(publisher=RecordingPublisher())
+
+    assert result.published == 0
+    message = OutboxMessage.objects.get()
+    assert (message.status, message.last_error_type) == (OutboxMessage.Status.DUE, "unknown_topic")
+
+
+def relay_counts() -> dict[str, float]:
+    return {
+        outcome: REGISTRY.get_sample_value("outbox_relay_messages_total", {"outcome": outcome}) or 0.0
+        for outcome in ("published", "given_back", "unrouted", "dead")
+    }
+
+
+def test_relay_batch_counts_its_messages_published_given_back_and_unrouted():
+    enqueue(1, topic="tests.nobody.listens")
+    enqueue(3)
+    before = relay_counts()
+
+    outbox_relay_batch(publisher=RecordingPublisher(fail_after=1))
+
+    after = relay_counts()
+    assert {outcome: after[outcome] - before[outcome] for outcome in after} == {
+        "published": 1,
+        "given_back": 2,
+        "unrouted": 1,
+        "dead": 0,
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_relays_claiming_at_once_never_hand_out_the_same_row():
+    enqueue(400)
+    barrier = threading.Barrier(2)
+    claimed: list[list[int]] = [[], []]
+
+    def relay(index: int) -> None:
+        try:
+            barrier.wait()
+            while True:
+                batch, _ = outbox_relay_claim(now=timezone.now(), limit=25)
+                if not batch:
+                    return
+                claimed[index].extend(message.id for message in batch)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=relay, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(claimed[0]) + len(claimed[1]) == 400
+    assert not set(claimed[0]) & set(claimed[1])
+    assert claimed[0] and claimed[1]  # both really worked (SKIP LOCKED, not one relay waiting)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_writing_transaction_notifies_listening_relays_at_commit_and_not_on_rollback():
+    import psycopg
+
+    listener = psycopg.connect(**connection.get_connection_params(), autocommit=True)
+    listener.execute("LISTEN outbox")
+    try:
+        with pytest.raises(RuntimeError), transaction.atomic():
+            outbox_message_enqueue(topic=TOPIC, payload={})
+            raise RuntimeError("rolled back")
+        assert list(listener.notifies(timeout=0.3, stop_after=1)) == []
+
+        enqueue(2)
+
+        assert [n.channel for n in listener.notifies(timeout=2, stop_after=1)] == ["outbox"]
+    finally:
+        listener.close()
