@@ -15,7 +15,7 @@ _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 class RequestIdMiddleware:
-    """Tag every response with our `Request-Id`; mark API answers no-store and log one line for each.
+    """Tag every response with our `Request-Id`, log one line for each request, and mark API answers no-store.
 
     The id is always ours, so a log search by id finds our request and no other. The line holds
     method, path, status, duration and client (never bodies, query strings or the Referer, so no
@@ -38,16 +38,18 @@ class RequestIdMiddleware:
                 # Answers are per client and per moment, errors and replays included: no browser or
                 # proxy may keep a copy (https://www.rfc-editor.org/rfc/rfc9111#name-no-store).
                 response["Cache-Control"] = "no-store"
-                logger.info(
-                    "api_request",
-                    client_request_id=client_request_id,
-                    method=request.method,
-                    path=request.path,
-                    status=response.status_code,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 1),
-                    client=getattr(getattr(request, "user", None), "name", None),
-                    bytes_in=_content_length(request),
-                )
+            # Every request, not only the API's: with gunicorn's access log off this is the only one,
+            # and admin logins and actions must leave a line too.
+            logger.info(
+                "api_request",
+                client_request_id=client_request_id,
+                method=request.method,
+                path=request.path,
+                status=response.status_code,
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                client=getattr(getattr(request, "user", None), "name", None),
+                bytes_in=_content_length(request),
+            )
         return response
 
 

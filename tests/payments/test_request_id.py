@@ -43,6 +43,17 @@ def test_the_request_id_is_always_ours_and_a_clients_own_is_logged_beside_it(cli
     assert record["client_request_id"] == "checkout-123"
 
 
+def test_admin_requests_are_logged_too_since_ours_is_the_only_access_log(client, caplog):
+    with caplog.at_level(logging.INFO):
+        response = client.post("/admin/login/?next=/admin/", {"username": "ops", "password": "a-wrong-password"})
+
+    (record,) = access_records(caplog)
+    assert (record["method"], record["path"], record["status"]) == ("POST", "/admin/login/", response.status_code)
+    assert record["request_id"] == response.headers["Request-Id"]
+    everything = "\n".join(str(r.msg) + r.getMessage() for r in caplog.records)
+    assert "a-wrong-password" not in everything and "next=" not in everything
+
+
 @pytest.mark.parametrize(
     "incoming",
     ["bad id with spaces", "x" * 65, "line\n", "tab\there", "caf\u00e9", "req_\x1b[31mred", "", "a/b"],
