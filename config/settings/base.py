@@ -58,6 +58,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "payments.api.middleware.RequestIdMiddleware",
+    "config.middleware.RefuseNulMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -144,6 +145,8 @@ if TRUSTED_PROXY_COUNT:
     AXES_IPWARE_PROXY_ORDER = "left-most"
 else:
     AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+# One answer to "who is the client" for every limiter, an IPv6 client counted by its /64.
+AXES_CLIENT_IP_CALLABLE = "config.client_address.client_address_key"
 
 
 # DATABASE -------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from config.client_address import client_address
 from payments.api.throttling import api_key_failure_record, api_key_failure_wait
 from payments.models import ApiKey
 
@@ -40,7 +41,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header:
             return None  # NotAuthenticated (401 api_key_required) is raised by the permission
-        remote_addr = request.META.get("REMOTE_ADDR", "")
+        remote_addr = client_address(request)
         wait = api_key_failure_wait(remote_addr=remote_addr)
         if wait:
             logger.info("refused an API key from %s for %ss: too many failed attempts", remote_addr, wait)

@@ -5,7 +5,6 @@ requests per API client, and failed API-key attempts per client address.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import math
 import secrets
@@ -16,6 +15,7 @@ import redis
 from django.conf import settings
 from rest_framework.throttling import BaseThrottle
 
+from config.client_address import address_key
 from payments.models import ApiClient
 
 logger = logging.getLogger(__name__)
@@ -96,21 +96,10 @@ class ClientRateThrottle(BaseThrottle):
         return getattr(self, "_wait", None)
 
 
-def _address_key(remote_addr: str) -> str:
-    """An address as the limiter counts it: IPv4 as is, IPv6 by its /64 (one subscriber's, as a rule)."""
-    try:
-        address = ipaddress.ip_address(remote_addr)
-    except ValueError:
-        return "unknown"
-    if address.version == 6 and address.ipv4_mapped is None:
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return str(getattr(address, "ipv4_mapped", None) or address)
-
-
 def _api_key_failures(*, remote_addr: str, record: bool) -> int:
     try:
         return sliding_log_wait(
-            key=f"ratelimit:api_key_failures:{_address_key(remote_addr)}",
+            key=f"ratelimit:api_key_failures:{address_key(remote_addr)}",
             limit=settings.API_KEY_FAILURE_LIMIT,
             window_seconds=settings.API_KEY_FAILURE_WINDOW_SECONDS,
             now=clock(),
@@ -125,9 +114,8 @@ def api_key_failure_wait(*, remote_addr: str) -> int:
     """
     Return the seconds until `remote_addr` may present an API key again; 0 if it may now.
 
-    REMOTE_ADDR is the peer of the WSGI server. Behind a proxy it must be the client's address as
-    the proxy set it (the PROXY protocol, or a proxy that rewrites it): X-Forwarded-For is never
-    read, since any client can send one.
+    `remote_addr` is `config.client_address.client_address(request)`: the peer's address, or behind
+    TRUSTED_PROXY_COUNT proxies the one they report; counted by its /64 for IPv6.
     """
     return _api_key_failures(remote_addr=remote_addr, record=False)
 

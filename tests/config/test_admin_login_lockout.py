@@ -133,3 +133,15 @@ def test_a_failed_login_logs_no_client_controlled_value(client, caplog):
 
     assert "AXES: Locking out" in caplog.text
     assert "FORGED" not in caplog.text
+
+
+def test_an_ipv6_client_cannot_escape_the_lockout_by_moving_within_its_64(client):
+    user = StaffUserFactory()
+    for host in range(1, 4 * settings.AXES_FAILURE_LIMIT + 1):
+        log_in(client, user.username, "wrong-password", REMOTE_ADDR=f"2001:db8:1:2::{host:x}")
+
+    response = log_in(client, user.username, PASSWORD, REMOTE_ADDR="2001:db8:1:2::ffff")
+    elsewhere = log_in(client, user.username, PASSWORD, REMOTE_ADDR="2001:db8:1:3::1")
+
+    assert response.status_code == 429
+    assert elsewhere.status_code == 302  # another /64 is another subscriber

@@ -134,3 +134,21 @@ def test_when_redis_is_down_bad_keys_are_still_401_with_a_warning(settings, limi
 
     assert statuses == {401}
     assert "API key failure limiter unavailable" in caplog.text
+
+
+def test_behind_a_trusted_proxy_bad_keys_lock_out_their_client_not_everyone_behind_the_proxy(limit, settings):
+    # What base.py sets for TRUSTED_PROXY_COUNT=1, as the admin lockout uses it too (one notion of the client).
+    settings.TRUSTED_PROXY_COUNT = 1
+    settings.AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+    settings.AXES_IPWARE_PROXY_COUNT = 0
+    settings.AXES_IPWARE_PROXY_ORDER = "left-most"
+    proxy, guesser, shop = new_address(), new_address(), new_address()
+    _, good_key = api_key_create()
+
+    for _ in range(limit + 2):
+        get(proxy, "nope.nope", HTTP_X_FORWARDED_FOR=guesser)
+    guessing = get(proxy, good_key, HTTP_X_FORWARDED_FOR=guesser)
+    other_client = get(proxy, good_key, HTTP_X_FORWARDED_FOR=shop)
+
+    assert guessing.status_code == 429
+    assert other_client.status_code == 200
