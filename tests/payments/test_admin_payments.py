@@ -144,4 +144,11 @@ def test_the_cancel_permission_allows_cancel_and_not_capture(client):
 def test_money_moving_permissions_are_declared_on_the_payment_model():
     declared = {codename for codename, _ in Payment._meta.permissions}
 
-    assert declared == {"capture_payment", "cancel_payment", "refund_payment"}
+    assert declared == {
+        "capture_payment",
+        "cancel_payment",
+        "refund_payment",
+        "retry_payment",
+        "sync_payment",
+        "resolve_payment",
+    }
