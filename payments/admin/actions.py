@@ -55,7 +55,8 @@ class ResolveForm(ReasonForm):
     def __init__(self, *args, choices: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["reason"].required = True  # a payment settled by hand must say why
-        self.fields["status"].choices = [(status, Payment.Status(status).label) for status in choices]
+        # No default: settling a payment by hand is a choice made on purpose, never the first option.
+        self.fields["status"].choices = [("", "—"), *((status, Payment.Status(status).label) for status in choices)]
 
 
 class RefundForm(ReasonForm):
@@ -153,10 +154,15 @@ def _run_each(modeladmin, request, payments, *, run, actor: Actor, form, done: s
         try:
             note = run(payment=payment, actor=actor, form=form, now=timezone.now())
         except PaymentsError as exc:
-            modeladmin.message_user(request, f"{payment.public_id}: {exc.message}", level=messages.ERROR)
+            modeladmin.message_user(request, _about(payment, exc.message), level=messages.ERROR)
             continue
         succeeded += 1
         if note:
-            modeladmin.message_user(request, f"{payment.public_id}: {note}", level=messages.INFO)
+            modeladmin.message_user(request, _about(payment, note), level=messages.INFO)
     if succeeded:
         modeladmin.message_user(request, f"{done} {succeeded} payment(s).", level=messages.SUCCESS)
+
+
+def _about(payment: Payment, text: str) -> str:
+    # Starts with a word: the admin capitalises each message, which would turn "pay_…" into "Pay_…".
+    return text if payment.public_id in text else f"Payment {payment.public_id}: {text}"

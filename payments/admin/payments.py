@@ -222,7 +222,9 @@ def _resolve_choices(payments: list[Payment]) -> dict:
     """
     choices = payment_resolve_choices(payment=payments[0])
     if not choices:
-        raise PaymentResolveRefused(f"{payments[0].public_id} is {payments[0].public_status}: nothing to resolve")
+        raise PaymentResolveRefused(
+            f"Payment {payments[0].public_id} is {payments[0].public_status}: nothing to resolve"
+        )
     return {"choices": choices}
 
 

@@ -36,7 +36,7 @@ def breaker(monkeypatch):
 def figures(response) -> dict[str, tuple[str, str]]:
     """Each figure's label → (value, link), as the page shows them."""
     label = r'<th scope="row">(?:<a href="([^"]*)">)?([^<]+)(?:</a>)?</th>'
-    value = r'<td>(?:<img[^>]*> )?(?:<a href="[^"]*">)?([^<]+)'
+    value = r'<td>(?:<a href="[^"]*">)?(?:<img[^>]*> )?([^<]+)'
     rows = re.findall(label + r"\s*" + value, response.content.decode())
     return {unescape(label): (unescape(value), unescape(url)) for url, label, value in rows}
 

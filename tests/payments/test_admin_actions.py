@@ -210,7 +210,7 @@ def test_resync_applies_the_providers_truth(login_as, provider):
 
     payment.refresh_from_db()
     assert (payment.status, payment.amount_received) == (S.SUCCEEDED, 2000)
-    assert f"{payment.public_id}: the provider says succeeded; it is succeeded" in messages_of(response)
+    assert f"Payment {payment.public_id}: the provider says succeeded; it is succeeded" in messages_of(response)
     assert provider.called("intent_retrieve") == [{"intent_id": "pi_1"}]
 
 
@@ -246,6 +246,17 @@ def test_resolve_by_hand_refuses_without_a_reason(login_as, provider):
     assert "This field is required." in response.content.decode()
     assert Payment.objects.get(pk=payment.pk).status == S.PROCESSING
     assert not PaymentEvent.objects.exists()
+    assert provider.calls == []
+
+
+def test_resolve_by_hand_has_no_default_status(login_as, provider):
+    client = login_as(PAYMENTS_ADMIN)
+    payment = payment_with_status(S.PROCESSING, provider_payment_id="pi_1")
+
+    response = apply(client, "resolve_payment", payment, reason=REASON)
+
+    assert "This field is required." in response.content.decode()
+    assert Payment.objects.get(pk=payment.pk).status == S.PROCESSING
     assert provider.calls == []
 
 
