@@ -1,4 +1,15 @@
-"""Admin pieces shared by the apps."""
+"""Admin pieces shared by the apps, and the admin site itself (with the ops dashboard)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+
+from config.dashboard import dashboard_panels
 
 
 class ReadOnlyMixin:
@@ -12,3 +23,34 @@ class ReadOnlyMixin:
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+class OpsAdminSite(admin.AdminSite):
+    """The admin site (`admin.site`, through config.apps.OpsAdminConfig), with the ops dashboard."""
+
+    site_header = "Payments operations"
+    site_title = "Payments operations"
+    index_template = "admin/ops/index.html"
+
+    def get_urls(self):
+        return [path("dashboard/", self.admin_view(self.dashboard_view), name="ops_dashboard"), *super().get_urls()]
+
+    def index(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        may_see_dashboard = bool(dashboard_panels(user=request.user))
+        url = reverse("admin:ops_dashboard", current_app=self.name) if may_see_dashboard else ""
+        return super().index(request, {"ops_dashboard_url": url, **(extra_context or {})})
+
+    def dashboard_view(self, request: HttpRequest) -> HttpResponse:
+        """The figures of every panel the user may see; a user who may see none is refused the page."""
+        panels = dashboard_panels(user=request.user)
+        if not panels:
+            raise PermissionDenied
+        now = timezone.now()
+        request.current_app = self.name
+        context = {
+            **self.each_context(request),
+            "title": "Dashboard",
+            "now": now,
+            "panels": [(panel, panel.figures(request, now)) for panel in panels],
+        }
+        return TemplateResponse(request, "admin/ops/dashboard.html", context)

@@ -1,7 +1,9 @@
 from django.contrib import admin, messages
+from django.urls import reverse
 from django.utils import timezone
 
 from config.admin import ReadOnlyMixin
+from config.dashboard import Figure, Panel, dashboard_panel_register
 from outbox.models import OutboxMessage
 from outbox.services import outbox_message_retry_now
 
@@ -25,3 +27,21 @@ class OutboxMessageAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     def has_retry_permission(self, request) -> bool:
         return request.user.has_perm("outbox.retry_outboxmessage")
+
+
+def dead_messages(request, now) -> list[Figure]:
+    count = OutboxMessage.objects.filter(status=OutboxMessage.Status.DEAD).count()  # the outbox_dead index
+    url = f"{reverse('admin:outbox_outboxmessage_changelist')}?status__exact={OutboxMessage.Status.DEAD}"
+    return [Figure(label="Dead messages", value=str(count), url=url, attention=count > 0)]
+
+
+dashboard_panel_register(
+    key="outbox.dead",
+    panel=Panel(
+        title="Outbox",
+        permission="outbox.view_outboxmessage",
+        figures=dead_messages,
+        description="Work whose last attempt failed: read its error, then retry it now or resolve the payment.",
+        order=30,
+    ),
+)

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import structlog
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from config.metrics import outbox_task_outcome_observed
@@ -159,6 +160,31 @@ def outbox_message_retry_now(*, message_id: int, now: datetime) -> OutboxMessage
         message.attempts = 0
         message.save(update_fields=["status", "available_at", "attempts"])
     return message
+
+
+def outbox_messages_retry_now(*, payloads: list[dict], now: datetime) -> list[int]:
+    """
+    Make every waiting (DUE) or DEAD message whose payload holds one of `payloads` due at once, with a
+    fresh set of attempts, in the caller's transaction; return their ids. A message handed out (a
+    worker has it) or done is left alone. Ops' "retry now" for everything queued for one entity.
+
+    :raises OutboxOutsideTransaction: if no transaction is open (the caller records the retry with it)
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise OutboxOutsideTransaction("outbox messages must be made due again inside transaction.atomic()")
+    if not payloads:
+        return []
+    matches = Q()
+    for payload in payloads:
+        matches |= Q(payload__contains=payload)
+    message_ids = list(
+        OutboxMessage.objects.select_for_update()
+        .filter(matches, status__in=[OutboxStatus.DUE, OutboxStatus.DEAD])
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    OutboxMessage.objects.filter(pk__in=message_ids).update(status=OutboxStatus.DUE, available_at=now, attempts=0)
+    return message_ids
 
 
 def outbox_message_purge_done(*, now: datetime, batch_size: int = 1000, max_batches: int = 100) -> int:

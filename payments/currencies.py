@@ -16,12 +16,16 @@ agree (two): Stripe's whole-unit rule for them is for payouts only.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import cache
 
+from babel import Locale
 from babel.core import get_global
-from babel.numbers import get_territory_currencies
+from babel.numbers import format_currency, get_currency_symbol, get_territory_currencies
 
 from payments.errors import AmountInvalidForCurrency, AmountTooSmall
 from payments.gateway import stripe_currencies
@@ -104,3 +108,47 @@ def refund_amount_validate(*, amount: int, currency: str) -> None:
     spec = CURRENCIES.get(currency)
     if spec is not None:
         _step_validate(amount, spec)
+
+
+# People reading amounts in the admin read them the way this locale writes them ("€20.00", "¥2,000").
+MONEY_LOCALE = "en"
+# CLDR's currencySpacing (the root rule every `en` locale inherits): a symbol that ends, or starts, with
+# a letter gets a no-break space before, or after, an adjacent digit ("KWD 5.120", never "KWD5.120").
+# Babel formats the pattern but does not apply this rule, so it is applied here.
+CURRENCY_SPACE = "\u00a0"
+
+
+@cache
+def _money_pattern(exponent: int) -> str:
+    """The locale's currency pattern with exactly `exponent` fraction digits: Stripe's count, not CLDR's."""
+    pattern = Locale.parse(MONEY_LOCALE).currency_formats["standard"].pattern
+    fraction = "." + "0" * exponent if exponent else ""
+    return re.sub(r"0(?:\.0+)?(?![0#,.])", "0" + fraction, pattern)
+
+
+def _is_letter_like(char: str) -> bool:
+    # CLDR's currencyMatch: [[:^S:]&[:^Z:]], anything but a symbol or a separator.
+    return unicodedata.category(char)[0] not in ("S", "Z")
+
+
+def money_format(*, amount: int, currency: str) -> str:
+    """
+    Return `amount` (minor units, as stored and sent to Stripe) as people read it: "€20.00", "¥2,000",
+    "KWD 5.120". The exponent is Stripe's (`amount` is what Stripe receives), so an lak amount of 1050
+    reads LAK 10.50 even though CLDR counts no minor unit in use for lak; nothing is ever rounded away.
+    """
+    code = currency.upper()
+    exponent = stripe_currencies.amount_exponent(currency.lower())
+    text = format_currency(
+        Decimal(amount).scaleb(-exponent),
+        code,
+        format=_money_pattern(exponent),
+        locale=MONEY_LOCALE,
+        currency_digits=False,
+    )
+    symbol = get_currency_symbol(code, locale=MONEY_LOCALE)
+    if _is_letter_like(symbol[-1]):
+        text = re.sub(f"({re.escape(symbol)})(?=\\d)", rf"\1{CURRENCY_SPACE}", text, count=1)
+    if _is_letter_like(symbol[0]):
+        text = re.sub(f"(?<=\\d)({re.escape(symbol)})", rf"{CURRENCY_SPACE}\1", text, count=1)
+    return text

@@ -99,3 +99,29 @@ class AmountInvalidForCurrency(PaymentsError):
     """Not an amount the provider can charge in the currency (a fraction of isk, kwd not ending in 0)."""
 
     code, http_status = "invalid_charge_amount", 400
+
+
+class NothingToRetry(PaymentsError):
+    """Ops asked to retry a payment that has no queued provider call waiting or dead."""
+
+    code, http_status = "nothing_to_retry", 409
+
+
+class ProviderTruthUnknown(PaymentsError):
+    """The provider could not be asked where a payment stands (unreachable, breaker open, refused)."""
+
+    code, http_status = "provider_unavailable", 503
+
+
+class ReasonRequired(PaymentsError):
+    code, http_status = "reason_required", 400
+
+
+class PaymentResolveRefused(IllegalPaymentState):
+    """Resolving by hand would contradict the provider, or race a worker that is calling it."""
+
+    code = "payment_resolve_refused"
+
+
+class ProviderCallInTransaction(RuntimeError):
+    """A provider call was attempted inside a database transaction: it would hold locks across HTTP."""

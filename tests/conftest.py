@@ -5,7 +5,7 @@ DATABASE_URL); a test that needs a service starts it or fails loudly, and any sk
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.sandbox", "tests.fixtures.gateway", "tests.fixtures.live"]
+pytest_plugins = ["tests.fixtures.sandbox", "tests.fixtures.gateway", "tests.fixtures.live", "tests.fixtures.ops"]
 
 _skipped: list[str] = []
 

@@ -38,7 +38,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=64 * 1024)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.OpsAdminConfig",  # django.contrib.admin, with our site (and its ops dashboard) as admin.site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -75,7 +75,7 @@ MIDDLEWARE = [
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "config" / "templates"],  # the admin site's own pages (config/admin.py)
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -222,6 +222,12 @@ OUTBOX_RELAY_PUBLISH_RETRY_SECONDS = env.float("OUTBOX_RELAY_PUBLISH_RETRY_SECON
 OUTBOX_DONE_RETENTION_HOURS = env.int("OUTBOX_DONE_RETENTION_HOURS", default=72)
 # Tests set this so a bug in a consumer fails the test instead of hiding in a retry.
 OUTBOX_CONSUMER_RAISES = False
+
+# OPS CONSOLE ----------------------------------------------------------------------------------
+# The dashboard's "amount at risk": payments processing, or with a capture or cancel asked for, that
+# have not changed for this long. Well past a provider call and its first retries (seconds to a few
+# minutes), so what it counts is stuck, not busy.
+PAYMENT_AT_RISK_AFTER_SECONDS = env.int("PAYMENT_AT_RISK_AFTER_SECONDS", default=15 * 60)
 
 # STRIPE ---------------------------------------------------------------------------------------
 # https://docs.stripe.com/keys

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils.html import format_html
 from rest_framework_api_key.admin import APIKeyModelAdmin
+from rest_framework_api_key.models import APIKey
 
 from config.admin import ReadOnlyMixin
 from payments.models import ApiClient, ApiKey, IdempotencyKey
@@ -26,6 +27,12 @@ class ApiClientAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # a client owns payments: it is never deleted, its keys are revoked
+
+
+# The library registers an admin for its own APIKey model, which we never use (our keys are ApiKey,
+# owned by a client): one "API keys" entry in the admin, ours.
+if admin.site.is_registered(APIKey):
+    admin.site.unregister(APIKey)
 
 
 @admin.register(ApiKey)

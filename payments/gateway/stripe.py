@@ -19,7 +19,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 import stripe
@@ -377,6 +377,32 @@ def _refund_result(obj: Any) -> RefundResult:
         metadata=dict(data.get("metadata") or {}),
         request_id=_provider_request_id(obj),
     )
+
+
+# --- the Stripe dashboard -------------------------------------------------------------------------
+DASHBOARD_URL = "https://dashboard.stripe.com"
+# A key's prefix says which mode its objects live in: https://docs.stripe.com/keys#obtain-api-keys
+# (secret `sk_`, restricted `rk_`). The dashboard shows test-mode objects under /test.
+_LIVE_KEY_PREFIXES = ("sk_live_", "rk_live_")
+_TEST_KEY_PREFIXES = ("sk_test_", "rk_test_")
+
+
+def dashboard_payment_url(*, intent_id: str) -> str | None:
+    """
+    Return the Stripe dashboard page of a PaymentIntent, or None when no real Stripe account is
+    configured: no key, or the SDK pointed elsewhere (STRIPE_API_BASE: the sandbox, stripe-mock),
+    where a dashboard link would lead to someone else's account or nowhere.
+    """
+    key = settings.STRIPE_SECRET_KEY
+    if settings.STRIPE_API_BASE or not intent_id:
+        return None
+    if key.startswith(_LIVE_KEY_PREFIXES):
+        mode = ""
+    elif key.startswith(_TEST_KEY_PREFIXES):
+        mode = "/test"
+    else:
+        return None
+    return f"{DASHBOARD_URL}{mode}/payments/{quote(intent_id, safe='')}"
 
 
 # --- the process's gateway ------------------------------------------------------------------------

@@ -12,6 +12,8 @@ from payments.models.clients import ApiClient
 MAX_AMOUNT = 99_999_999
 DESCRIPTION_MAX_LENGTH = 1000
 CUSTOMER_REFERENCE_MAX_LENGTH = 255
+# An operator's reason for an admin action: a sentence or two for the timeline, not a case file.
+REASON_MAX_LENGTH = 500
 
 
 # The status choices live at module level so that each model's Meta, whose body cannot see names
@@ -98,6 +100,9 @@ class Payment(fsm.ConcurrentTransitionMixin, BaseModel):
             ("capture_payment", "Can capture payments"),
             ("cancel_payment", "Can cancel payments"),
             ("refund_payment", "Can refund payments"),
+            ("retry_payment", "Can make a payment's queued provider calls due now"),
+            ("sync_payment", "Can re-sync payments from the provider"),
+            ("resolve_payment", "Can resolve payments by hand"),
         ]
         indexes = [models.Index(fields=["client", "-id"], name="payment_client_recent")]
         constraints = [
@@ -276,6 +281,8 @@ class PaymentEvent(models.Model):
     to_status = models.CharField(max_length=32, blank=True, default="")
     source = models.CharField(max_length=16, choices=Source.choices)
     actor = models.CharField(max_length=150, blank=True, default="")  # key prefix, username, task
+    # Why, in the words of the operator who asked (admin actions); shown to ops, never to API clients.
+    reason = models.CharField(max_length=REASON_MAX_LENGTH, blank=True, default="")
     data = models.JSONField(default=dict, blank=True)  # amounts and ids only: never personal data
     idempotency_key = models.CharField(max_length=255)
     created_at = models.DateTimeField(db_index=True)

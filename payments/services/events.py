@@ -16,8 +16,10 @@ def payment_event_create(
     from_status: str = "",
     refund: Refund | None = None,
     data: dict | None = None,
+    reason: str = "",
 ) -> PaymentEvent:
-    """Append one line to the payment's timeline, in the caller's transaction (amounts and ids only)."""
+    """Append one line to the payment's timeline, in the caller's transaction (amounts and ids only in
+    `data`; an operator's `reason` in their own words)."""
     return PaymentEvent.objects.create(
         payment=payment,
         refund=refund,
@@ -26,6 +28,7 @@ def payment_event_create(
         to_status=payment.status if refund is None else refund.status,
         source=source,
         actor=actor,
+        reason=reason,
         idempotency_key=idempotency_key,
         data=data or {},
         created_at=now,

@@ -20,10 +20,12 @@ from payments.services.events import payment_event_create
 
 @dataclass(frozen=True)
 class Actor:
-    """Who asked, for the timeline: a source (api, admin, worker…) and a name (key prefix, username)."""
+    """Who asked, and why, for the timeline: a source (api, admin, worker…), a name (key prefix,
+    username) and, for an operator's action, the reason they gave."""
 
     source: str
     name: str
+    reason: str = ""
 
 
 def payment_create(
@@ -107,6 +109,7 @@ def payment_capture_request(
             type="payment.capture_requested",
             source=actor.source,
             actor=actor.name,
+            reason=actor.reason,
             idempotency_key="capture_requested",
             now=now,
             from_status=from_status,
@@ -145,6 +148,7 @@ def payment_cancel_request(*, client: ApiClient | None, payment_id: str, actor: 
             type=event_type,
             source=actor.source,
             actor=actor.name,
+            reason=actor.reason,
             idempotency_key=event_type.removeprefix("payment."),
             now=now,
             from_status=from_status,

@@ -66,6 +66,7 @@ def refund_create(
             type="refund.created",
             source=actor.source,
             actor=actor.name,
+            reason=actor.reason,
             idempotency_key=f"{refund.public_id}:created",
             now=now,
             data={"amount": amount},

@@ -120,6 +120,7 @@ def payment_apply_intent(
                 type=_event_type(from_status, payment.status),
                 source=actor.source,
                 actor=actor.name,
+                reason=actor.reason,
                 # The state machine has no cycles: each status is reached at most once per payment.
                 idempotency_key=f"status:{payment.status}",
                 now=now,

@@ -27,16 +27,19 @@ def assert_no_inline_code_allowed(response) -> None:
 
 def test_admin_pages_allow_no_inline_code_and_contain_none(client, admin_client):
     payment = PaymentFactory()
+    action_form = {"action": "refund_payments", "_selected_action": [payment.pk]}  # the ops console's reason page
     pages = [
-        (client, "/admin/login/"),
-        (admin_client, "/admin/"),
-        (admin_client, "/admin/payments/payment/"),
-        (admin_client, f"/admin/payments/payment/{payment.pk}/change/"),
-        (admin_client, "/admin/payments/apikey/add/"),
+        (client, "/admin/login/", None),
+        (admin_client, "/admin/", None),
+        (admin_client, "/admin/dashboard/", None),
+        (admin_client, "/admin/payments/payment/", None),
+        (admin_client, "/admin/payments/payment/", action_form),
+        (admin_client, f"/admin/payments/payment/{payment.pk}/change/", None),
+        (admin_client, "/admin/payments/apikey/add/", None),
     ]
 
-    for http, page in pages:
-        response = http.get(page)
+    for http, page, form in pages:
+        response = http.post(page, form) if form else http.get(page)
 
         assert response.status_code == 200, page
         assert_no_inline_code_allowed(response)

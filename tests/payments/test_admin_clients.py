@@ -54,3 +54,11 @@ def test_api_clients_cannot_be_deleted_in_the_admin(admin_client):
 
     assert response.status_code == 403
     assert ApiClient.objects.filter(pk=client.pk).exists()
+
+
+def test_api_keys_have_one_place_in_the_admin(admin_client):
+    index = admin_client.get("/admin/").content.decode()
+
+    assert index.count(">API keys</a>") == 1
+    assert 'href="/admin/payments/apikey/"' in index
+    assert admin_client.get("/admin/rest_framework_api_key/apikey/").status_code == 404

@@ -40,7 +40,9 @@ def test_admin_cancel_action_goes_through_the_service_and_records_who(admin_clie
     payment = PaymentFactory()
 
     response = admin_client.post(
-        "/admin/payments/payment/", {"action": "cancel_payments", "_selected_action": [payment.pk]}, follow=True
+        "/admin/payments/payment/",
+        {"action": "cancel_payments", "_selected_action": [payment.pk], "apply": "1"},
+        follow=True,
     )
 
     assert response.status_code == 200
@@ -54,7 +56,9 @@ def test_admin_capture_action_reports_a_refused_capture_and_changes_nothing(admi
     payment = payment_with_status(Payment.Status.FAILED)
 
     response = admin_client.post(
-        "/admin/payments/payment/", {"action": "capture_payments", "_selected_action": [payment.pk]}, follow=True
+        "/admin/payments/payment/",
+        {"action": "capture_payments", "_selected_action": [payment.pk], "apply": "1"},
+        follow=True,
     )
 
     assert "only a payment in requires_capture can be captured" in response.content.decode()
@@ -92,7 +96,13 @@ def test_a_view_only_user_posting_an_action_anyway_moves_no_money(client, action
 
     response = client.post(
         CHANGELIST,
-        {"action": action, "_selected_action": [selected.pk], "select_across": select_across, "index": "0"},
+        {
+            "action": action,
+            "_selected_action": [selected.pk],
+            "select_across": select_across,
+            "index": "0",
+            "apply": "1",
+        },
         follow=True,
     )
 
@@ -107,10 +117,14 @@ def test_the_capture_permission_allows_capture_and_not_cancel(client):
     payment = payment_with_status(Payment.Status.REQUIRES_CAPTURE)
 
     listing = client.get(CHANGELIST)
-    cancel = client.post(CHANGELIST, {"action": "cancel_payments", "_selected_action": [payment.pk]}, follow=True)
+    cancel = client.post(
+        CHANGELIST, {"action": "cancel_payments", "_selected_action": [payment.pk], "apply": "1"}, follow=True
+    )
     payment.refresh_from_db()
     status_after_cancel = payment.status
-    capture = client.post(CHANGELIST, {"action": "capture_payments", "_selected_action": [payment.pk]}, follow=True)
+    capture = client.post(
+        CHANGELIST, {"action": "capture_payments", "_selected_action": [payment.pk], "apply": "1"}, follow=True
+    )
 
     assert b"capture_payments" in listing.content
     assert b"cancel_payments" not in listing.content
@@ -127,10 +141,14 @@ def test_the_cancel_permission_allows_cancel_and_not_capture(client):
     payment = payment_with_status(Payment.Status.REQUIRES_CAPTURE)
 
     listing = client.get(CHANGELIST)
-    capture = client.post(CHANGELIST, {"action": "capture_payments", "_selected_action": [payment.pk]}, follow=True)
+    capture = client.post(
+        CHANGELIST, {"action": "capture_payments", "_selected_action": [payment.pk], "apply": "1"}, follow=True
+    )
     payment.refresh_from_db()
     status_after_capture = payment.status
-    cancel = client.post(CHANGELIST, {"action": "cancel_payments", "_selected_action": [payment.pk]}, follow=True)
+    cancel = client.post(
+        CHANGELIST, {"action": "cancel_payments", "_selected_action": [payment.pk], "apply": "1"}, follow=True
+    )
 
     assert b"cancel_payments" in listing.content
     assert b"capture_payments" not in listing.content
@@ -144,4 +162,11 @@ def test_the_cancel_permission_allows_cancel_and_not_capture(client):
 def test_money_moving_permissions_are_declared_on_the_payment_model():
     declared = {codename for codename, _ in Payment._meta.permissions}
 
-    assert declared == {"capture_payment", "cancel_payment", "refund_payment"}
+    assert declared == {
+        "capture_payment",
+        "cancel_payment",
+        "refund_payment",
+        "retry_payment",
+        "sync_payment",
+        "resolve_payment",
+    }

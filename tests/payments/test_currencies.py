@@ -3,7 +3,13 @@ from datetime import date
 import pytest
 from babel.numbers import get_currency_precision, get_territory_currencies, is_currency
 
-from payments.currencies import CURRENCIES, ISO_4217_CURRENCIES, charge_amount_validate, refund_amount_validate
+from payments.currencies import (
+    CURRENCIES,
+    ISO_4217_CURRENCIES,
+    charge_amount_validate,
+    money_format,
+    refund_amount_validate,
+)
 from payments.errors import AmountInvalidForCurrency, AmountTooSmall
 from payments.gateway import stripe_currencies
 
@@ -103,3 +109,31 @@ def test_refunds_keep_the_step_but_have_no_minimum():
 def test_a_payment_in_a_currency_no_longer_accepted_is_left_to_the_provider():
     charge_amount_validate(amount=1, currency="ang")
     refund_amount_validate(amount=1, currency="std")
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "shown"),
+    [
+        (2000, "eur", "€20.00"),
+        (2000, "usd", "$20.00"),
+        (123456, "usd", "$1,234.56"),
+        (2000, "jpy", "¥2,000"),  # zero-decimal: the amount is whole yen
+        (5120, "kwd", "KWD\u00a05.120"),  # three decimals; CLDR's no-break space after a letter symbol
+        (5, "eur", "€0.05"),
+    ],
+)
+def test_money_format_shows_minor_units_as_people_read_them(amount, currency, shown):
+    assert money_format(amount=amount, currency=currency) == shown
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "shown"),
+    [
+        (1000, "isk", "ISK\u00a010.00"),  # CLDR counts 0 digits; Stripe's amount has 2
+        (1050, "lak", "LAK\u00a010.50"),  # CLDR would round this to LAK 11
+    ],
+)
+def test_money_format_uses_stripes_exponent_and_never_rounds_an_amount_away(amount, currency, shown):
+    assert get_currency_precision(currency.upper()) == 0
+
+    assert money_format(amount=amount, currency=currency) == shown
