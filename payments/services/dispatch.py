@@ -34,7 +34,7 @@ from payments.gateway.base import (
 )
 from payments.models import Payment, PaymentEvent, Refund
 from payments.selectors import payment_get_for_update
-from payments.services.events import payment_event_create
+from payments.services.events import payment_capture_number, payment_event_create
 from payments.services.payments import Actor
 from payments.services.sync import WAITING_ON_PROVIDER, payment_apply_failure, payment_apply_intent, refund_apply_result
 
@@ -206,6 +206,9 @@ def payment_capture(*, payment_id: str, now: datetime, gateway: PaymentGateway |
         payment = payment_get_for_update(client=None, payment_id=payment_id)
         if payment.status != S.CAPTURE_REQUESTED:
             return payment
+        number = payment_capture_number(payment=payment)
+    # Each capture request is its own provider request (a refused one must not be replayed for the next).
+    capture_key = payment.provider_idempotency_key("capture" if number <= 1 else f"capture:{number}")
     gateway = _gateway(gateway)
     with structlog.contextvars.bound_contextvars(payment_id=payment.public_id):
         intent_id = _known_intent_id(payment, gateway, guards, now)
@@ -213,9 +216,7 @@ def payment_capture(*, payment_id: str, now: datetime, gateway: PaymentGateway |
         try:
             intent = provider_call(
                 "intent_capture",
-                lambda: gateway.intent_capture(
-                    intent_id=intent_id, amount=amount, idempotency_key=payment.provider_idempotency_key("capture")
-                ),
+                lambda: gateway.intent_capture(intent_id=intent_id, amount=amount, idempotency_key=capture_key),
                 guards=guards,
             )
         except (ProviderDeclined, ProviderInvalidRequest) as exc:

@@ -33,3 +33,20 @@ def payment_event_create(
         data=data or {},
         created_at=now,
     )
+
+
+def payment_transition_key(*, payment: Payment, to_status: str) -> str:
+    """The timeline key of the payment's next arrival in `to_status`: `status:X`, then `status:X:2`, …
+
+    Forward moves reach a status once, but a refused capture goes back to REQUIRES_CAPTURE and may be
+    asked for again, so a status can be visited more than once. The state machine stops a transition
+    being applied twice (it is already there); this key, counted under the payment's row lock, only
+    keeps each visit's entry unique.
+    """
+    visits = payment.events.filter(refund__isnull=True, to_status=to_status).count()
+    return f"status:{to_status}" if visits == 0 else f"status:{to_status}:{visits + 1}"
+
+
+def payment_capture_number(*, payment: Payment) -> int:
+    """Which capture request of the payment this is (1 for the first): each is its own provider request."""
+    return payment.events.filter(type="payment.capture_requested").count()

@@ -29,7 +29,7 @@ from payments.gateway.base import IntentResult, PaymentGateway, ProviderError
 from payments.models import Payment
 from payments.selectors import payment_get_for_update
 from payments.services.dispatch import _gateway, provider_call
-from payments.services.events import payment_event_create
+from payments.services.events import payment_event_create, payment_transition_key
 from payments.services.payments import Actor
 from payments.services.sync import payment_apply_intent
 
@@ -239,8 +239,7 @@ def payment_resolve(
             source=actor.source,
             actor=actor.name,
             reason=actor.reason,
-            # As for every transition: each status is reached at most once per payment.
-            idempotency_key=f"status:{payment.status}",
+            idempotency_key=payment_transition_key(payment=payment, to_status=payment.status),
             now=now,
             from_status=from_status,
             data={"provider_status": provider_status, "provider_payment_id": payment.provider_payment_id or ""},

@@ -15,7 +15,7 @@ from payments.currencies import charge_amount_validate
 from payments.errors import CaptureAmountTooLarge, PaymentNotCancelable, PaymentNotCapturable
 from payments.models import ApiClient, Payment, PaymentEvent
 from payments.selectors import payment_get_for_update
-from payments.services.events import payment_event_create
+from payments.services.events import payment_capture_number, payment_event_create
 
 
 @dataclass(frozen=True)
@@ -104,13 +104,14 @@ def payment_capture_request(
             charge_amount_validate(amount=amount, currency=payment.currency)
         payment.request_capture(amount=amount)
         payment.save()
+        number = payment_capture_number(payment=payment) + 1  # a capture refused before may be asked for again
         payment_event_create(
             payment=payment,
             type="payment.capture_requested",
             source=actor.source,
             actor=actor.name,
             reason=actor.reason,
-            idempotency_key="capture_requested",
+            idempotency_key="capture_requested" if number == 1 else f"capture_requested:{number}",
             now=now,
             from_status=from_status,
             data={"amount": amount},

@@ -21,7 +21,7 @@ from payments import topics
 from payments.gateway.base import IntentResult, RefundResult
 from payments.models import Payment, Refund
 from payments.selectors import payment_get_for_update
-from payments.services.events import payment_event_create
+from payments.services.events import payment_event_create, payment_transition_key
 from payments.services.payments import Actor
 
 logger = logging.getLogger(__name__)
@@ -121,8 +121,7 @@ def payment_apply_intent(
                 source=actor.source,
                 actor=actor.name,
                 reason=actor.reason,
-                # The state machine has no cycles: each status is reached at most once per payment.
-                idempotency_key=f"status:{payment.status}",
+                idempotency_key=payment_transition_key(payment=payment, to_status=payment.status),
                 now=now,
                 from_status=from_status,
                 data=_event_data(intent, cause),
@@ -185,7 +184,7 @@ def payment_apply_failure(
             type="payment.failed",
             source=actor.source,
             actor=actor.name,
-            idempotency_key=f"status:{payment.status}",
+            idempotency_key=payment_transition_key(payment=payment, to_status=payment.status),
             now=now,
             from_status=from_status,
             data={"failure_code": failure_code},

@@ -407,3 +407,34 @@ def test_a_payment_waiting_past_the_follow_up_window_is_left_to_webhooks_and_the
     payment = payment_sync(payment_id=payment.public_id, now=timezone.now(), gateway=gateway, guards=guards)
 
     assert payment.status == S.REQUIRES_ACTION
+
+
+def test_a_capture_refused_then_asked_for_again_is_a_new_provider_request_and_a_new_timeline_entry(gateway, guards):
+    from payments.services.payments import Actor, payment_capture_request
+
+    payment = payment_with_status(S.REQUIRES_CAPTURE, amount=2000, capture_method="manual")
+    Payment.objects.filter(pk=payment.pk).update(provider_payment_id="pi_fake")
+    client_actor = Actor(source="api", name="api_key:test")
+    payment_capture_request(
+        client=None, payment_id=payment.public_id, amount=None, actor=client_actor, now=timezone.now()
+    )
+    gateway.script(
+        "intent_capture", ProviderInvalidRequest("try again later", code="capture_refused"), intent("succeeded")
+    )
+    gateway.script("intent_retrieve", intent("requires_capture", amount_capturable=2000))
+    refused = payment_capture(payment_id=payment.public_id, now=timezone.now(), gateway=gateway, guards=guards)
+
+    payment_capture_request(
+        client=None, payment_id=payment.public_id, amount=None, actor=client_actor, now=timezone.now()
+    )
+    captured = payment_capture(payment_id=payment.public_id, now=timezone.now(), gateway=gateway, guards=guards)
+
+    assert refused.status == S.REQUIRES_CAPTURE and captured.status == S.SUCCEEDED
+    keys = [call["idempotency_key"] for call in gateway.called("intent_capture")]
+    assert keys == [f"{payment.public_id}:capture", f"{payment.public_id}:capture:2"]
+    assert [t for t, *_ in timeline(captured)] == [
+        "payment.capture_requested",
+        "payment.capture_refused",
+        "payment.capture_requested",
+        "payment.succeeded",
+    ]
