@@ -19,11 +19,16 @@ class OutboxMessageAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     @admin.action(description="Retry now (due at once, attempts reset)", permissions=["retry"])
     def retry_now(self, request, queryset):
-        done = 0
+        made_due = already_done = 0
         for message_id in queryset.values_list("pk", flat=True):
-            outbox_message_retry_now(message_id=message_id, now=timezone.now())
-            done += 1
-        self.message_user(request, f"{done} message(s) made due now.", level=messages.SUCCESS)
+            message = outbox_message_retry_now(message_id=message_id, now=timezone.now())
+            if message.status == OutboxMessage.Status.DONE:  # its work finished: nothing to send again
+                already_done += 1
+            else:
+                made_due += 1
+        text = f"{made_due} message(s) made due now"
+        text += f"; {already_done} already done, left alone." if already_done else "."
+        self.message_user(request, text, level=messages.SUCCESS)
 
     def has_retry_permission(self, request) -> bool:
         return request.user.has_perm("outbox.retry_outboxmessage")

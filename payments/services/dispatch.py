@@ -36,7 +36,13 @@ from payments.models import Payment, PaymentEvent, Refund
 from payments.selectors import payment_get_for_update
 from payments.services.events import payment_capture_number, payment_event_create
 from payments.services.payments import Actor
-from payments.services.sync import WAITING_ON_PROVIDER, payment_apply_failure, payment_apply_intent, refund_apply_result
+from payments.services.sync import (
+    CAPTURE_REFUSED,
+    WAITING_ON_PROVIDER,
+    payment_apply_failure,
+    payment_apply_intent,
+    refund_apply_result,
+)
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -226,7 +232,7 @@ def payment_capture(*, payment_id: str, now: datetime, gateway: PaymentGateway |
                 "intent_retrieve", lambda: gateway.intent_retrieve(intent_id=intent_id), guards=guards
             )
             return payment_apply_intent(
-                payment_id=payment.public_id, intent=intent, actor=WORKER, now=now, cause="capture_refused"
+                payment_id=payment.public_id, intent=intent, actor=WORKER, now=now, cause=CAPTURE_REFUSED
             )
     return payment_apply_intent(payment_id=payment.public_id, intent=intent, actor=WORKER, now=now)
 

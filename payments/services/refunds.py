@@ -58,7 +58,10 @@ def refund_create(
                 Payment.objects.filter(pk=payment.pk).update(amount_refunded=F("amount_refunded") + amount)
         except IntegrityError as exc:  # the database's word is final, whatever the check above said
             raise RefundExceedsReceived(f"amount {amount} exceeds what is left to refund", param="amount") from exc
-        payment.refresh_from_db(fields=["amount_refunded"])
+        # Read back the one field, not refresh_from_db: django-fsm lifts and restores the status field's
+        # protection for the whole class around a reload, which makes a concurrent reload in another
+        # thread of the process raise.
+        payment.amount_refunded = Payment.objects.values_list("amount_refunded", flat=True).get(pk=payment.pk)
         refund = Refund.objects.create(payment=payment, amount=amount, reason=reason)
         payment_event_create(
             payment=payment,

@@ -29,6 +29,10 @@ S = Payment.Status
 # States in which the outcome is the provider's (or the customer's) to decide, not ours to send.
 WAITING_ON_PROVIDER = (S.REQUIRES_ACTION, S.PROCESSING)
 FIRST_FOLLOW_UP = timedelta(seconds=2)
+# The `cause` the capture service passes when the provider refused a capture. Only that refusal may
+# take a payment from CAPTURE_REQUESTED back to REQUIRES_CAPTURE: any other requires_capture snapshot
+# (a follow-up or webhook that read the intent before the client asked to capture) is older news.
+CAPTURE_REFUSED = "capture_refused"
 
 
 def _target(payment: Payment, intent: IntentResult) -> str | None:
@@ -50,8 +54,10 @@ def _target(payment: Payment, intent: IntentResult) -> str | None:
     return None
 
 
-def _transition(payment: Payment, target: str, intent: IntentResult, now: datetime) -> bool:
+def _transition(payment: Payment, target: str, intent: IntentResult, now: datetime, cause: str = "") -> bool:
     """Move `payment` to `target` if the state machine allows it from where it is; True if it moved."""
+    if target == S.REQUIRES_CAPTURE and payment.status == S.CAPTURE_REQUESTED and cause != CAPTURE_REFUSED:
+        return False  # a snapshot from before the capture request, not a refusal of it
     try:
         if target == S.SUCCEEDED:
             payment.mark_succeeded(amount_received=intent.amount_received or intent.amount, now=now)
@@ -103,7 +109,7 @@ def payment_apply_intent(
             return payment
         from_status = payment.status
         target = _target(payment, intent)
-        moved = target is not None and target != from_status and _transition(payment, target, intent, now)
+        moved = target is not None and target != from_status and _transition(payment, target, intent, now, cause)
         if (
             not moved
             and from_status == S.REQUIRES_CAPTURE == _target(payment, intent)

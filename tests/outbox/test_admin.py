@@ -40,3 +40,14 @@ def test_the_retry_permission_makes_a_dead_message_due_again(client):
 
     message.refresh_from_db()
     assert (message.status, message.attempts) == (OutboxMessage.Status.DUE, 0)
+
+
+def test_retry_now_on_a_done_message_changes_nothing_and_says_so(client):
+    done, dead = dead_message(), dead_message()
+    OutboxMessage.objects.filter(pk=done.pk).update(status=OutboxMessage.Status.DONE, done_at=done.created_at)
+    client.force_login(StaffUserFactory(permissions=["outbox.view_outboxmessage", "outbox.retry_outboxmessage"]))
+
+    response = client.post(CHANGELIST, {"action": "retry_now", "_selected_action": [done.pk, dead.pk]}, follow=True)
+
+    assert [str(m) for m in response.context["messages"]] == ["1 message(s) made due now; 1 already done, left alone."]
+    assert OutboxMessage.objects.get(pk=done.pk).status == OutboxMessage.Status.DONE

@@ -283,6 +283,46 @@ def test_a_partial_capture_sends_the_amount_and_records_what_was_received(gatewa
     assert (payment.status, payment.amount_received) == (S.SUCCEEDED, 1500)
 
 
+def test_a_stale_requires_capture_snapshot_never_undoes_a_capture_request(gateway, guards):
+    payment = capture_requested(to_capture=1500)
+    from payments.services.dispatch import WORKER
+    from payments.services.sync import payment_apply_intent
+
+    payment = payment_apply_intent(
+        payment_id=payment.public_id,
+        intent=intent("requires_capture", amount_capturable=2000),
+        actor=WORKER,
+        now=timezone.now(),
+    )
+
+    assert (payment.status, payment.amount_to_capture) == (S.CAPTURE_REQUESTED, 1500)
+    assert timeline(payment) == []
+
+
+def test_a_follow_up_that_read_the_authorization_before_the_client_captured_keeps_the_capture(gateway, guards):
+    from payments.services.dispatch import WORKER, payment_sync
+    from payments.services.payments import Actor, payment_capture_request
+    from payments.services.sync import payment_apply_intent
+
+    payment = payment_with_status(S.REQUIRES_ACTION, amount=2000, capture_method="manual")
+    Payment.objects.filter(pk=payment.pk).update(provider_payment_id="pi_fake")
+    authorized = intent("requires_capture", amount_capturable=2000)
+
+    def retrieve_while_another_delivery_settles_and_the_client_captures(**kwargs):
+        gateway.calls.append(("intent_retrieve", kwargs))
+        payment_apply_intent(payment_id=payment.public_id, intent=authorized, actor=WORKER, now=timezone.now())
+        asker = Actor(source=PaymentEvent.Source.API, name="client")
+        payment_capture_request(client=None, payment_id=payment.public_id, amount=1500, actor=asker, now=timezone.now())
+        return authorized
+
+    gateway.intent_retrieve = retrieve_while_another_delivery_settles_and_the_client_captures
+
+    payment = payment_sync(payment_id=payment.public_id, now=timezone.now(), gateway=gateway, guards=guards)
+
+    assert (payment.status, payment.amount_to_capture) == (S.CAPTURE_REQUESTED, 1500)
+    assert OutboxMessage.objects.filter(topic=topics.PAYMENT_CAPTURE_REQUESTED).count() == 1
+
+
 def test_a_refused_capture_applies_the_providers_truth_instead_of_guessing(gateway, guards):
     expired, still_open = capture_requested(intent_id="pi_a"), capture_requested(intent_id="pi_b")
     gateway.script("intent_capture", ProviderInvalidRequest("unexpected state", code="payment_intent_unexpected_state"))

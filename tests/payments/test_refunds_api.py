@@ -2,14 +2,19 @@ import threading
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Model
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from outbox.models import OutboxMessage
 from payments import topics
 from payments.models import Payment, PaymentEvent, Refund
+from payments.services.payments import Actor
+from payments.services.refunds import refund_create
 from tests.factories import ApiClientFactory, RefundFactory, api_key_create, payment_with_status
 
 pytestmark = pytest.mark.django_db
+API = Actor(source=PaymentEvent.Source.API, name="client")
 
 
 def refund(api, payment, body=None, key="r-1"):
@@ -206,3 +211,24 @@ def test_refund_below_the_charge_minimum_is_allowed(api, merchant):
     response = refund(api, payment, {"amount": 1})
 
     assert response.status_code == 202
+
+
+def test_a_refund_succeeds_when_another_thread_ends_a_reload_of_a_payment_meanwhile(merchant, monkeypatch):
+    # gunicorn runs several threads per worker. django-fsm's refresh_from_db lifts the protection of
+    # the status field for the whole class while it reloads and puts it back when done, whatever
+    # other threads are doing: a reload that ends while this one runs makes this one raise.
+    payment = payment_with_status(Payment.Status.SUCCEEDED, client=merchant, amount=1000)
+    status_field = Payment._meta.get_field("status")
+    reload = Model.refresh_from_db
+
+    def reload_while_another_threads_reload_ends(self, *args, **kwargs):
+        status_field.protected = True  # what the other thread's reload does as it ends
+        return reload(self, *args, **kwargs)
+
+    monkeypatch.setattr(Model, "refresh_from_db", reload_while_another_threads_reload_ends)
+    monkeypatch.setattr(status_field, "protected", status_field.protected)  # restored after the test
+
+    refund = refund_create(client=merchant, payment_id=payment.public_id, amount=400, actor=API, now=timezone.now())
+
+    assert refund.amount == 400
+    assert Payment.objects.get(pk=payment.pk).amount_refunded == 400
