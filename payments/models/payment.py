@@ -199,9 +199,12 @@ class Payment(fsm.ConcurrentTransitionMixin, BaseModel):
         self.amount_capturable = amount_capturable
         self.amount_to_capture = None
 
+    # Not from PROCESSING: the create is on its way to the provider (or its outcome is unknown), and a
+    # cancel accepted then could not stop an automatic capture that lands after it; Stripe cannot cancel
+    # a processing intent either. The client retries once the payment has left processing.
     @fsm.transition(
         field=status,
-        source=[Status.PROCESSING, Status.REQUIRES_ACTION, Status.REQUIRES_CAPTURE],
+        source=[Status.REQUIRES_ACTION, Status.REQUIRES_CAPTURE],
         target=Status.CANCEL_REQUESTED,
     )
     def request_cancel(self) -> None: ...

@@ -145,8 +145,8 @@ def payment_submit(*, payment_id: str, now: datetime, gateway: PaymentGateway | 
                 now=now,
                 from_status=S.PENDING,
             )
-        elif payment.provider_payment_id or payment.status not in (S.PROCESSING, S.CANCEL_REQUESTED):
-            return payment  # already known at the provider, or settled: nothing to send
+        elif payment.provider_payment_id or payment.status != S.PROCESSING:
+            return payment  # already known at the provider, or settled or canceled: nothing to send
     gateway = _gateway(gateway)
     with structlog.contextvars.bound_contextvars(payment_id=payment.public_id):  # phase 2: no transaction open
         intent: IntentResult | None = None
