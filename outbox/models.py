@@ -35,6 +35,7 @@ class OutboxMessage(models.Model):
     available_at = models.DateTimeField()
     attempts = models.PositiveIntegerField(default=0)  # hand-outs that counted (a deferral gives one back)
     handed_out_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)  # the last hand-out's task began (its attempt counts)
     done_at = models.DateTimeField(null=True, blank=True)
     last_error_type = models.CharField(max_length=64, blank=True, default="")
     last_error = models.TextField(blank=True, default="")

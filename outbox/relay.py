@@ -42,13 +42,20 @@ WITH due AS (
     ORDER BY available_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
-), claimed AS (
-    SELECT m.id, (m.status = '{OutboxStatus.HANDED_OUT}' AND m.attempts >= %(max_attempts)s) AS expired_last
+), leased AS (
+    -- A lease that expired on a task that never started (workers down, a long queue) spent no attempt:
+    -- the row is handed out again as the same attempt. One whose task started and never reported did.
+    SELECT m.id, m.attempts,
+           (m.status = '{OutboxStatus.HANDED_OUT}' AND (m.started_at IS NULL OR m.started_at < m.handed_out_at))
+               AS never_started,
+           (m.status = '{OutboxStatus.HANDED_OUT}' AND m.started_at >= m.handed_out_at) AS started
     FROM {_TABLE} m JOIN due ON due.id = m.id
+), claimed AS (
+    SELECT id, never_started, (started AND attempts >= %(max_attempts)s) AS expired_last FROM leased
 )
 UPDATE {_TABLE} m SET
     status = CASE WHEN claimed.expired_last THEN '{OutboxStatus.DEAD}' ELSE '{OutboxStatus.HANDED_OUT}' END,
-    attempts = CASE WHEN claimed.expired_last THEN m.attempts ELSE m.attempts + 1 END,
+    attempts = CASE WHEN claimed.expired_last OR claimed.never_started THEN m.attempts ELSE m.attempts + 1 END,
     last_error_type = CASE WHEN claimed.expired_last THEN 'lease_expired' ELSE m.last_error_type END,
     handed_out_at = %(now)s,
     available_at = %(lease_until)s

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import structlog
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -41,8 +41,9 @@ def outbox_message_process(*, message_id: int, work: Callable[[], object]) -> st
     Delivery is at least once (a lease that expires hands a row out again), so `work` must be safe
     to repeat; a message already DONE or DEAD is skipped. Returns "done", "retry", "dead" or "skipped".
     """
-    row = OutboxMessage.objects.filter(pk=message_id).values("status", "attempts", "topic").first()
-    if row is None or row["status"] in (OutboxStatus.DONE, OutboxStatus.DEAD):
+    row = _outbox_message_start(message_id=message_id, now=timezone.now())
+    if row is None:  # settled already (a duplicate delivery) or gone: read its topic for the count only
+        row = OutboxMessage.objects.filter(pk=message_id).values("topic").first()
         logger.info("outbox message %s already settled; duplicate delivery skipped", message_id)
         return _outcome_observed(row, "skipped")
     with structlog.contextvars.bound_contextvars(outbox_message_id=message_id, attempt=row["attempts"]):
@@ -84,6 +85,30 @@ def outbox_message_process(*, message_id: int, work: Callable[[], object]) -> st
 def _outcome_observed(row: dict | None, outcome: str) -> str:
     outbox_task_outcome_observed(topic=row["topic"] if row else UNKNOWN_TOPIC, outcome=outcome)
     return outcome
+
+
+def _outbox_message_start(*, message_id: int, now: datetime) -> dict | None:
+    """Mark the message's work as started, renewing its lease; None if it is settled or gone.
+
+    A started task spends its attempt even if it never reports (killed mid-call); one that waited in a
+    queue past its lease did not (the relay hands it out again as the same attempt). The lease restarts
+    now, so a task that waited long in the queue is not handed out a second time while it runs.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""UPDATE {OutboxMessage._meta.db_table}
+                   SET started_at = %s, available_at = GREATEST(available_at, %s)
+                 WHERE id = %s AND status = ANY(%s)
+             RETURNING status, attempts, topic""",  # noqa: S608 - the table name is ours
+            [
+                now,
+                now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS),
+                message_id,
+                [str(status) for status in CLAIMABLE],
+            ],
+        )
+        found = cursor.fetchone()
+    return None if found is None else dict(zip(("status", "attempts", "topic"), found, strict=True))
 
 
 def outbox_message_complete(*, message_id: int, now: datetime) -> bool:

@@ -63,11 +63,17 @@ def test_relay_leaves_rows_that_are_not_due_yet():
     assert 299 < outbox_next_due_in(now=timezone.now()) <= 300
 
 
+def task_started(at) -> None:
+    """What the consumer does first (outbox_message_process): the hand-out's task began."""
+    OutboxMessage.objects.update(started_at=at)
+
+
 @override_settings(OUTBOX_LEASE_SECONDS=60)
-def test_a_row_whose_lease_expired_is_handed_out_again_with_another_attempt():
+def test_a_row_whose_task_started_and_never_reported_is_handed_out_again_as_its_next_attempt():
     enqueue(1)
     now = timezone.now()
     outbox_relay_batch(publisher=RecordingPublisher(), now=now)
+    task_started(now + timedelta(seconds=1))
 
     publisher = RecordingPublisher()
     assert outbox_relay_batch(publisher=publisher, now=now + timedelta(seconds=59)).claimed == 0
@@ -78,11 +84,26 @@ def test_a_row_whose_lease_expired_is_handed_out_again_with_another_attempt():
 
 
 @override_settings(OUTBOX_LEASE_SECONDS=60, OUTBOX_MAX_ATTEMPTS=2)
+def test_a_lease_that_expires_while_no_worker_took_the_task_spends_no_attempt_and_never_kills_the_row():
+    enqueue(1)
+    now = timezone.now()
+
+    for lease in range(10):  # workers down for ten leases: the row waits for them, handed out again each time
+        result = outbox_relay_batch(publisher=RecordingPublisher(), now=now + timedelta(minutes=2 * lease))
+        assert (result.published, result.dead) == (1, 0)
+
+    message = OutboxMessage.objects.get()
+    assert (message.status, message.attempts) == (OutboxMessage.Status.HANDED_OUT, 1)
+
+
+@override_settings(OUTBOX_LEASE_SECONDS=60, OUTBOX_MAX_ATTEMPTS=2)
 def test_a_row_whose_lease_expires_after_its_last_attempt_is_dead_not_handed_out_forever():
     enqueue(1)
     now = timezone.now()
     for minute in range(2):
-        outbox_relay_batch(publisher=RecordingPublisher(), now=now + timedelta(minutes=2 * minute))
+        at = now + timedelta(minutes=2 * minute)
+        outbox_relay_batch(publisher=RecordingPublisher(), now=at)
+        task_started(at + timedelta(seconds=1))  # and killed mid-call: it never reports
 
     publisher = RecordingPublisher()
     result = outbox_relay_batch(publisher=publisher, now=now + timedelta(minutes=10))
