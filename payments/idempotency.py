@@ -36,6 +36,7 @@ from payments.errors import (
     PaymentsError,
 )
 from payments.models import ApiClient, IdempotencyKey
+from payments.services.housekeeping import batched_delete
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -170,7 +171,11 @@ def _recycle(stored: IdempotencyKey, *, request: Request, fingerprint: str, now:
     return stored.pk
 
 
-def idempotency_key_purge(*, now: datetime) -> int:
-    """Delete expired keys; return how many."""
-    deleted, _ = IdempotencyKey.objects.filter(expires_at__lte=now).delete()
-    return deleted
+def idempotency_key_purge(*, now: datetime, batch_size: int = 1000, max_batches: int = 100) -> int:
+    """Delete expired keys, in short batches that hold no long lock; return how many."""
+    # One DELETE of every expired key would lock them all at once and for as long as it takes.
+    return batched_delete(
+        IdempotencyKey.objects.filter(expires_at__lte=now).order_by("expires_at"),
+        batch_size=batch_size,
+        max_batches=max_batches,
+    )

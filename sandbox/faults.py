@@ -24,7 +24,13 @@ REQUEST_KINDS = (
     "connection_reset",
     "error_200",
 )
-WEBHOOK_KINDS = ("webhook_duplicate", "webhook_reorder", "webhook_delay", "webhook_before_response")
+WEBHOOK_KINDS = (
+    "webhook_duplicate",
+    "webhook_reorder",
+    "webhook_delay",
+    "webhook_before_response",
+    "webhook_drop",
+)
 KINDS = (*REQUEST_KINDS, *WEBHOOK_KINDS, "rps_limit")
 
 

@@ -74,6 +74,11 @@ class Dispatcher:
     def on_event(self, event: dict, ctx: dict) -> None:
         """Called by the store for every new event (under its lock: only schedules)."""
         method, path = ctx.get("method", "POST"), ctx.get("path", "")
+        if self.faults.fire(("webhook_drop",), method, path):
+            # Lost for good: no delivery is ever attempted, and the event says so, as a Stripe event
+            # whose deliveries all failed does (GET /v1/events?delivery_success=false finds it).
+            event["_delivery_success"] = False
+            return
         if ctx.get("before_response"):
             ctx.setdefault("sync_events", []).append(event)
             return

@@ -10,6 +10,7 @@ from pathlib import Path
 import environ
 from celery.schedules import crontab
 from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 from config import log
 from config.devstack import paths
@@ -201,6 +202,21 @@ CELERY_BEAT_SCHEDULE = {
         "task": "outbox.outbox_message_purge_done",
         "schedule": crontab(minute="23"),
     },
+    # https://crontab.guru/#*_*_*_*_* : every minute; each payment's own back-off decides when it is asked
+    "payments.janitor": {
+        "task": "payments.janitor",
+        "schedule": crontab(),
+    },
+    # https://crontab.guru/#*/15_*_*_*_* : every 15 minutes, well inside AUTHORIZATION_EXPIRY_AGE's margin
+    "payments.authorization_expiry": {
+        "task": "payments.authorization_expiry",
+        "schedule": crontab(minute="*/15"),
+    },
+    # https://crontab.guru/#41_*_*_*_* : hourly; job runs past JOB_RUN_RETENTION_DAYS, in batches
+    "payments.job_run_purge": {
+        "task": "payments.job_run_purge",
+        "schedule": crontab(minute="41"),
+    },
 }
 
 # OUTBOX ---------------------------------------------------------------------------------------
@@ -222,6 +238,36 @@ OUTBOX_RELAY_PUBLISH_RETRY_SECONDS = env.float("OUTBOX_RELAY_PUBLISH_RETRY_SECON
 OUTBOX_DONE_RETENTION_HOURS = env.int("OUTBOX_DONE_RETENTION_HOURS", default=72)
 # Tests set this so a bug in a consumer fails the test instead of hiding in a retry.
 OUTBOX_CONSUMER_RAISES = False
+
+# BEAT JOBS ------------------------------------------------------------------------------------
+# The janitor looks up at the provider payments left in one of these states longer than this (seconds
+# since their last change), and refunds left pending. Past a provider call and the outbox's first
+# retries (seconds to minutes), so it finds what is stuck, not what is busy; PENDING has never been
+# sent (the outbox row owns it) and is only looked at late.
+JANITOR_PAYMENT_AFTER_SECONDS = {
+    "PENDING": env.int("JANITOR_PENDING_AFTER_SECONDS", default=30 * 60),
+    "PROCESSING": env.int("JANITOR_PROCESSING_AFTER_SECONDS", default=10 * 60),
+    "REQUIRES_ACTION": env.int("JANITOR_REQUIRES_ACTION_AFTER_SECONDS", default=60 * 60),
+    "CAPTURE_REQUESTED": env.int("JANITOR_CAPTURE_REQUESTED_AFTER_SECONDS", default=10 * 60),
+    "CANCEL_REQUESTED": env.int("JANITOR_CANCEL_REQUESTED_AFTER_SECONDS", default=10 * 60),
+}
+JANITOR_REFUND_AFTER_SECONDS = env.int("JANITOR_REFUND_AFTER_SECONDS", default=10 * 60)
+# The wait before each next look-up of one payment: 5 minutes, an hour, then daily (the last repeats).
+JANITOR_BACKOFF_SECONDS = env.list("JANITOR_BACKOFF_SECONDS", cast=int, default=[5 * 60, 60 * 60, 24 * 60 * 60])
+# Payments (and refunds) one run looks up at most: a run stays short under the shared provider rate limit.
+JANITOR_BATCH_SIZE = env.int("JANITOR_BATCH_SIZE", default=100)
+# Authorizations still uncaptured this long after the payment was created are captured or canceled.
+# Stripe releases an uncaptured card authorization after 7 days
+# (https://docs.stripe.com/payments/place-a-hold-on-a-payment-method#auth-and-capture-limitations);
+# 6 days 20 hours leaves 4 hours for the job (every 15 min) and the outbox's retries to get through.
+AUTHORIZATION_EXPIRY_AGE_SECONDS = env.int("AUTHORIZATION_EXPIRY_AGE_SECONDS", default=(6 * 24 + 20) * 3600)
+# `cancel` by default: releasing a hold the merchant never decided to collect is reversible (they can
+# charge again); capturing charges a customer for an order that may never ship, and needs a refund to undo.
+AUTHORIZATION_EXPIRY_ACTION = env.str("AUTHORIZATION_EXPIRY_ACTION", default="cancel")
+if AUTHORIZATION_EXPIRY_ACTION not in ("capture", "cancel"):
+    raise ImproperlyConfigured("AUTHORIZATION_EXPIRY_ACTION must be 'capture' or 'cancel'")
+# Beat job runs are kept this long for the dashboard and the admin, then deleted by housekeeping.
+JOB_RUN_RETENTION_DAYS = env.int("JOB_RUN_RETENTION_DAYS", default=14)
 
 # OPS CONSOLE ----------------------------------------------------------------------------------
 # The dashboard's "amount at risk": payments processing, or with a capture or cancel asked for, that

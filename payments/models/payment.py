@@ -14,6 +14,8 @@ DESCRIPTION_MAX_LENGTH = 1000
 CUSTOMER_REFERENCE_MAX_LENGTH = 255
 # An operator's reason for an admin action: a sentence or two for the timeline, not a case file.
 REASON_MAX_LENGTH = 500
+# Why a job flagged a payment for ops: one line a job writes, not an operator's case notes.
+FLAG_REASON_MAX_LENGTH = 200
 
 
 # The status choices live at module level so that each model's Meta, whose body cannot see names
@@ -91,6 +93,12 @@ class Payment(fsm.ConcurrentTransitionMixin, BaseModel):
     failure_message = models.TextField(blank=True, default="")
     succeeded_at = models.DateTimeField(null=True, blank=True)
     canceled_at = models.DateTimeField(null=True, blank=True)
+    # Set when no job can settle the payment (the provider cannot tell its outcome): ops must look.
+    flagged_at = models.DateTimeField(null=True, blank=True)
+    flag_reason = models.CharField(max_length=FLAG_REASON_MAX_LENGTH, blank=True, default="")
+    # The janitor's look-ups back off per payment: when it may ask the provider again, and how often it has.
+    next_check_at = models.DateTimeField(null=True, blank=True)
+    checks = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-id"]
@@ -237,6 +245,9 @@ class Refund(fsm.ConcurrentTransitionMixin, BaseModel):
     reason = models.CharField(max_length=32, choices=Reason.choices, blank=True, default="")
     failure_reason = models.CharField(max_length=100, blank=True, default="")
     provider_refund_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    # The janitor's back-off, as on Payment.
+    next_check_at = models.DateTimeField(null=True, blank=True)
+    checks = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-id"]

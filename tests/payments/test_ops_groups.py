@@ -6,7 +6,7 @@ from django.contrib.auth.models import Group
 from django.db import connection
 
 from payments.models import Payment
-from tests.fixtures.ops import OPS_READ_ONLY, PAYMENTS_ADMIN, ops_groups_migration
+from tests.fixtures.ops import OPS_READ_ONLY, PAYMENTS_ADMIN, ops_group_grants, ops_groups_migration
 
 pytestmark = pytest.mark.django_db
 VIEW = {
@@ -16,6 +16,7 @@ VIEW = {
     "payments.view_apiclient",
     "payments.view_apikey",
     "outbox.view_outboxmessage",
+    "payments.view_jobrun",  # migration 0007
 }
 MONEY_MOVING = {
     "payments.capture_payment",
@@ -69,6 +70,8 @@ def test_the_migration_reversed_deletes_the_groups_and_applied_again_restores_th
     run(ops_groups_migration.groups_delete)
     deleted = Group.objects.filter(name__in=[OPS_READ_ONLY, PAYMENTS_ADMIN]).exists()
     run(ops_groups_migration.groups_create)
+    for grant in ops_group_grants:  # the later migrations, applied forward again
+        run(grant)
 
     assert not deleted
     assert permissions_of(PAYMENTS_ADMIN) == VIEW | MONEY_MOVING

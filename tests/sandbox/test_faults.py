@@ -280,3 +280,30 @@ def test_the_command_starts_the_sandbox_with_faults_and_a_webhook_endpoint(tmp_p
         ],
     }
     assert "Stripe sandbox stopped" in output
+
+
+def test_webhook_drop_never_delivers_the_event_and_lists_it_as_not_delivered(
+    stripe_client, stripe_sandbox, webhook_receiver
+):
+    stripe_sandbox.register_webhook(webhook_receiver.url, secret="whsec_x")
+    stripe_sandbox.set_faults({"kind": "webhook_drop", "count": 1})
+
+    dropped_intent = stripe_client.v1.payment_intents.create(params={"amount": 100, "currency": "eur"})
+    stripe_client.v1.payment_intents.create(params={"amount": 200, "currency": "eur"})
+    webhook_receiver.wait_for(1)
+    time.sleep(0.3)  # past the fixture's retry base: a dropped event is never tried again
+
+    undelivered = stripe_client.v1.events.list(params={"delivery_success": False})
+    delivered = stripe_client.v1.events.list(params={"delivery_success": True})
+    (dropped,) = undelivered.data
+    assert (dropped.type, dropped.data.object.id) == ("payment_intent.created", dropped_intent.id)
+    assert [d.event["id"] for d in webhook_receiver.deliveries] == [event.id for event in delivered.data]
+    assert dropped.id not in {d.event["id"] for d in webhook_receiver.deliveries}
+
+
+def test_webhook_drop_is_a_known_fault_kind_on_the_command_line():
+    assert parse_spec("webhook_drop:count=2:path=/v1/refunds") == {
+        "kind": "webhook_drop",
+        "count": 2,
+        "path": "/v1/refunds",
+    }
