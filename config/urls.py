@@ -11,6 +11,7 @@ urlpatterns = [
     path("metrics", metrics.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("payments.api.urls")),
+    path("webhooks/", include("webhooks.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script from this URL (?script) instead of inline, and
     # the template moves the inline style to a file: the page runs under a CSP with no 'unsafe-inline'.

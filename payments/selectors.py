@@ -100,3 +100,34 @@ def refund_get(*, client: ApiClient, refund_id: str) -> Refund:
         return Refund.objects.select_related("payment").get(payment__client=client, public_id=refund_id)
     except Refund.DoesNotExist:
         raise RefundNotFound(f"No such refund: '{refund_id}'", param="id") from None
+
+
+# --- lookups by the provider's ids, for webhooks and the janitor (no client scope) ---------------
+def payment_find(*, payment_id: str = "", provider: str = "", provider_payment_id: str = "") -> Payment | None:
+    """Return the payment with our public id, or the one bound to the provider's intent id; None if none."""
+    if provider_payment_id:
+        return Payment.objects.filter(provider=provider, provider_payment_id=provider_payment_id).first()
+    if _well_formed(payment_id, "pay"):
+        return Payment.objects.filter(public_id=payment_id).first()
+    return None
+
+
+def refund_find(*, refund_id: str = "", provider_refund_id: str = "") -> Refund | None:
+    """Return the refund with our public id, or the one bound to the provider's refund id, with its payment."""
+    queryset = Refund.objects.select_related("payment")
+    if provider_refund_id:
+        return queryset.filter(provider_refund_id=provider_refund_id).first()
+    if _well_formed(refund_id, "re"):
+        return queryset.filter(public_id=refund_id).first()
+    return None
+
+
+def refund_ids_pending_at_provider(*, payment_id: str) -> list[tuple[str, str]]:
+    """Return (refund id, provider refund id) of the payment's refunds the provider has and has not settled."""
+    return list(
+        Refund.objects.filter(
+            payment__public_id=payment_id, status=Refund.Status.PENDING, provider_refund_id__isnull=False
+        )
+        .order_by("id")
+        .values_list("public_id", "provider_refund_id")
+    )

@@ -107,19 +107,35 @@ def _checkout(stop: threading.Event) -> int:
         say(f"POST /api/v1/payments/{payment['id']}/refunds amount=500 -> {status} {refund.get('id')}")
         if status == 202:
             _follow(base, key, f"/api/v1/refunds/{refund['id']}", refund, {"succeeded", "failed"}, timeline, stop)
+    timeline.wait_for_webhooks(stop)
     say(f"follow it: curl -H 'Authorization: Bearer {key}' {base}/api/v1/payments/{payment['id']}")
     stop.wait()
     return 0
 
 
+# What each webhook outcome means, in the demo's words (webhooks/handlers.py names them).
+WEBHOOK_OUTCOMES = {
+    "applied": "applied",
+    "no_change": "processed, no change (already known)",
+    "flagged": "processed, flagged for ops",
+    "unhandled_type": "stored, ignored (a type we do not act on)",
+    "not_ours": "ignored (not one of ours)",
+}
+WEBHOOK_WAIT_SECONDS = 10  # the sandbox's deliveries follow the API calls by milliseconds
+WEBHOOK_QUIET_SECONDS = 1.5  # no new webhook for this long: the last of them is in
+
+
 class _Timeline:
-    """Prints the payment's timeline entries (who moved it, from where to where) as they are written."""
+    """Prints the payment's timeline entries (who moved it, from where to where) as they are written,
+    and the provider's webhooks about it as they are processed."""
 
     def __init__(self, payment_id: str, say) -> None:
         self.payment_id, self.say, self.last_id = payment_id, say, 0
+        self.webhooks_seen: set[int] = set()
 
     def poll(self) -> None:
         from payments.models import PaymentEvent
+        from webhooks.models import SETTLED, WebhookEvent
 
         for event in PaymentEvent.objects.filter(payment__public_id=self.payment_id, id__gt=self.last_id).order_by(
             "id"
@@ -127,6 +143,34 @@ class _Timeline:
             self.last_id = event.id
             moved = f"{event.from_status or '-'} -> {event.to_status}" if event.from_status else event.to_status
             self.say(f"{self.payment_id} {event.type:<26} {moved:<28} by {event.source}")
+        webhooks = WebhookEvent.objects.filter(payment_public_id=self.payment_id, status__in=SETTLED).exclude(
+            pk__in=self.webhooks_seen
+        )
+        for webhook in webhooks.order_by("id"):
+            self.webhooks_seen.add(webhook.pk)
+            outcome = WEBHOOK_OUTCOMES.get(webhook.outcome, webhook.outcome)
+            self.say(f"{self.payment_id} webhook {webhook.type:<34} {outcome}")
+
+    def wait_for_webhooks(self, stop: threading.Event) -> None:
+        """Print the webhooks that arrive after the payment settled, for a few seconds."""
+        deadline = time.monotonic() + WEBHOOK_WAIT_SECONDS
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline and not stop.wait(0.2):
+            before = len(self.webhooks_seen)
+            self.poll()
+            if len(self.webhooks_seen) != before:
+                quiet_since = time.monotonic()
+            elif (
+                self.webhooks_seen
+                and time.monotonic() - quiet_since > WEBHOOK_QUIET_SECONDS
+                and self._all_webhooks_settled()
+            ):
+                return
+
+    def _all_webhooks_settled(self) -> bool:
+        from webhooks.models import SETTLED, WebhookEvent
+
+        return not WebhookEvent.objects.filter(payment_public_id=self.payment_id).exclude(status__in=SETTLED).exists()
 
 
 def _follow(

@@ -107,7 +107,8 @@ def _stack_environment() -> tuple[dict[str, str], list[str]]:
             paths.dev_secret("STRIPE_WEBHOOK_SECRET", lambda: f"whsec_{secrets.token_hex(24)}"),
         )
         env["SANDBOX_WEBHOOK_URL"] = f"http://127.0.0.1:{web_port}/webhooks/stripe"
-        env["SANDBOX_WEBHOOK_SECRET"] = env["STRIPE_WEBHOOK_SECRET"]
+        # A rotation lists several; the sandbox signs with the first, as the provider would with the newest.
+        env["SANDBOX_WEBHOOK_SECRET"] = env["STRIPE_WEBHOOK_SECRET"].split(",")[0].strip()
     names += ["web", "worker", "beat", "relay"]
     if "sandbox" in names:
         names.append("demo")  # a demo checkout only against the sandbox, never a real provider

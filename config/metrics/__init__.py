@@ -9,16 +9,22 @@ Any app may import the recording functions from here: this package imports no ap
 
 from config.metrics.instruments import (
     PROVIDER_CALL_OK,
+    WEBHOOK_TYPE_OTHER,
     outbox_relay_batch_observed,
     outbox_task_outcome_observed,
     provider_call_observed,
     rate_limiter_wait_observed,
+    webhook_event_processed_observed,
+    webhook_intake_observed,
 )
 
 __all__ = [
     "PROVIDER_CALL_OK",
+    "WEBHOOK_TYPE_OTHER",
     "outbox_relay_batch_observed",
     "outbox_task_outcome_observed",
     "provider_call_observed",
     "rate_limiter_wait_observed",
+    "webhook_event_processed_observed",
+    "webhook_intake_observed",
 ]

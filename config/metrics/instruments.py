@@ -56,6 +56,20 @@ _OUTBOX_RELAY_MESSAGES = Counter(
     ["outcome"],
 )
 
+_WEBHOOK_INTAKE = Counter(
+    "webhook_intake",
+    "Webhook deliveries by what the endpoint answered: accepted (stored now), duplicate (stored before), "
+    "rejected (nothing stored), with the rejection's reason (signature_mismatch, too_large, …).",
+    ["provider", "outcome", "reason"],
+)
+_WEBHOOK_EVENTS_PROCESSED = Counter(
+    "webhook_events_processed",
+    "Webhook events processed by a worker, by event type (types we do not handle count as 'other') and "
+    "the status the attempt left (PROCESSED, IGNORED, FAILED, PARKED).",
+    ["type", "status"],
+)
+WEBHOOK_TYPE_OTHER = "other"
+
 
 def provider_call_observed(*, provider: str, operation: str, outcome: str, duration_seconds: float) -> None:
     """Count one outbound provider call and its duration.
@@ -85,3 +99,14 @@ def outbox_relay_batch_observed(*, published: int, given_back: int, unrouted: in
     counts = {"published": published, "given_back": given_back, "unrouted": unrouted, "dead": dead}
     for outcome, count in counts.items():
         _OUTBOX_RELAY_MESSAGES.labels(outcome=outcome).inc(count)
+
+
+def webhook_intake_observed(*, provider: str, outcome: str, reason: str = "") -> None:
+    """Count one delivery to a webhook endpoint: "accepted", "duplicate" or "rejected" (with its reason)."""
+    _WEBHOOK_INTAKE.labels(provider=provider, outcome=outcome, reason=reason).inc()
+
+
+def webhook_event_processed_observed(*, type: str, status: str) -> None:
+    """Count one processing attempt of a stored event; `type` must come from a fixed set (the handled
+    types, else WEBHOOK_TYPE_OTHER): anyone who can sign could otherwise make new series."""
+    _WEBHOOK_EVENTS_PROCESSED.labels(type=type, status=status).inc()

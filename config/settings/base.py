@@ -279,11 +279,25 @@ PAYMENT_AT_RISK_AFTER_SECONDS = env.int("PAYMENT_AT_RISK_AFTER_SECONDS", default
 # https://docs.stripe.com/keys
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
 # https://docs.stripe.com/webhooks#verify-events
+# The endpoint's signing secret, or several, comma-separated: a delivery signed with any listed one
+# is accepted, so a secret is rotated by listing the new one beside the old until the old is retired
+# (README, "Webhooks"). make run signs its sandbox's deliveries with the first.
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
+# A signed delivery older than this is refused as a replay (the SDK's default; Stripe's own retries
+# are signed afresh, so only a captured copy is this old). https://docs.stripe.com/webhooks#replay-attacks
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", default=300)
+# Larger bodies are refused (413) before they are read. Events are a few kB; an event with large
+# expanded objects stays well under this.
+STRIPE_WEBHOOK_MAX_BODY_BYTES = env.int("STRIPE_WEBHOOK_MAX_BODY_BYTES", default=256 * 1024)
+# An event whose payment (or refund) is not in our database, or not yet bound to the provider's
+# object, is retried this many times with the outbox's backoff (about 7 minutes with the defaults),
+# then PARKED for ops. Never more than OUTBOX_MAX_ATTEMPTS.
+WEBHOOK_PARK_AFTER_ATTEMPTS = env.int("WEBHOOK_PARK_AFTER_ATTEMPTS", default=10)
 # Empty: the SDK talks to Stripe itself. Set to the sandbox (http://127.0.0.1:12111) or stripe-mock.
 STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
-# Pinned so a dashboard upgrade cannot change payloads under us; events of another version are
-# rejected. Its one home: `manage.py stripe_sandbox` hands it to the sandbox, the tests read it, and
+# Pinned so a dashboard upgrade cannot change payloads under us; an event of another version (or
+# none) is not read: its object is fetched again in this version. Its one home:
+# `manage.py stripe_sandbox` hands it to the sandbox, the tests read it, and
 # a test keeps it equal to the installed SDK's own. https://docs.stripe.com/api/versioning
 STRIPE_API_VERSION = "2026-10-28.endive"
 # Read timeout of every provider call: a request sent and not answered within it is "outcome unknown".

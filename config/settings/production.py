@@ -18,6 +18,9 @@ CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET")
+if not [secret for secret in STRIPE_WEBHOOK_SECRET.split(",") if secret.strip()]:
+    # Every webhook would be refused (503) and retried by the provider until someone noticed.
+    raise ImproperlyConfigured("STRIPE_WEBHOOK_SECRET must list at least one signing secret")
 # A test key in production means real orders go unpaid; allow it only on purpose (a staging box).
 STRIPE_ALLOW_TEST_KEYS = env.bool("STRIPE_ALLOW_TEST_KEYS", default=False)
 if STRIPE_SECRET_KEY.startswith(("sk_test_", "rk_test_")) and not STRIPE_ALLOW_TEST_KEYS:

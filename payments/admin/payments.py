@@ -60,7 +60,13 @@ class PaymentAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "provider_payment",
         "created_at",
     ]
-    list_filter = ["status", "currency", "capture_method", ("created_at", admin.DateFieldListFilter)]
+    list_filter = [
+        "status",
+        "flag_reason",  # payments flagged for ops: disputes, provider conflicts, refunds made elsewhere
+        "currency",
+        "capture_method",
+        ("created_at", admin.DateFieldListFilter),
+    ]
     list_select_related = ["client"]
     search_fields = ["=public_id", "=provider_payment_id", "=customer_reference"]
     date_hierarchy = "created_at"

@@ -150,6 +150,35 @@ class ProviderAuthError(ProviderError):
     retryable = False
 
 
+class WebhookSignatureInvalid(Exception):
+    """A webhook body and its signature header did not verify: it must not be stored or acted on.
+
+    `reason` is short and machine-readable (one of WEBHOOK_SIGNATURE_REASONS), for the 400 answer,
+    the log line and the rejection counter; the message never quotes the header or the body.
+    """
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+
+
+SIGNATURE_MISSING = "signature_missing"  # no Stripe-Signature header
+SIGNATURE_MALFORMED = "signature_malformed"  # no t=<unix seconds> or no v1=<signature> in it
+SIGNATURE_MISMATCH = "signature_mismatch"  # signed with none of our secrets, or the body was changed
+TIMESTAMP_OUTSIDE_TOLERANCE = "timestamp_outside_tolerance"  # older than the tolerance: a replay
+PAYLOAD_NOT_UTF8 = "payload_not_utf8"  # the signature covers text; bytes that are not UTF-8 cannot verify
+NO_SECRET_CONFIGURED = "no_secret_configured"  # noqa: S105 - a reason code, not a secret; our configuration, not the sender: nothing can verify
+WEBHOOK_SIGNATURE_REASONS = (
+    SIGNATURE_MISSING,
+    SIGNATURE_MALFORMED,
+    SIGNATURE_MISMATCH,
+    TIMESTAMP_OUTSIDE_TOLERANCE,
+    PAYLOAD_NOT_UTF8,
+    NO_SECRET_CONFIGURED,
+)
+
+
 class PaymentGateway(Protocol):
     """What the payments services need from a provider. Implementations never retry on their own."""
 

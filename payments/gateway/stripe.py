@@ -17,7 +17,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -28,6 +28,12 @@ import urllib3.exceptions
 from django.conf import settings
 
 from payments.gateway.base import (
+    NO_SECRET_CONFIGURED,
+    PAYLOAD_NOT_UTF8,
+    SIGNATURE_MALFORMED,
+    SIGNATURE_MISMATCH,
+    SIGNATURE_MISSING,
+    TIMESTAMP_OUTSIDE_TOLERANCE,
     EventPage,
     IntentResult,
     PaymentGateway,
@@ -42,6 +48,7 @@ from payments.gateway.base import (
     ProviderServerError,
     ProviderUnavailable,
     RefundResult,
+    WebhookSignatureInvalid,
 )
 from payments.gateway.calls import Exchange, provider_call, record_exchange, safe_id
 
@@ -403,6 +410,107 @@ def dashboard_payment_url(*, intent_id: str) -> str | None:
     else:
         return None
     return f"{DASHBOARD_URL}{mode}/payments/{quote(intent_id, safe='')}"
+
+
+# --- webhooks: signatures and the snapshots events carry ------------------------------------------
+# The event types we act on (https://docs.stripe.com/api/events/types); webhooks/handlers.py maps each
+# to its handler. Any other type is stored and ignored.
+EVENT_INTENT_SUCCEEDED = "payment_intent.succeeded"
+EVENT_INTENT_PAYMENT_FAILED = "payment_intent.payment_failed"
+EVENT_INTENT_CANCELED = "payment_intent.canceled"
+EVENT_INTENT_REQUIRES_ACTION = "payment_intent.requires_action"
+EVENT_INTENT_PROCESSING = "payment_intent.processing"
+EVENT_INTENT_AMOUNT_CAPTURABLE_UPDATED = "payment_intent.amount_capturable_updated"
+EVENT_CHARGE_REFUNDED = "charge.refunded"
+EVENT_REFUND_CREATED = "refund.created"
+EVENT_REFUND_UPDATED = "refund.updated"
+EVENT_REFUND_FAILED = "refund.failed"
+EVENT_CHARGE_DISPUTE_CREATED = "charge.dispute.created"
+# https://docs.stripe.com/webhooks#verify-events : the SDK's default; a signed delivery older than this
+# is refused as a replay. Used when STRIPE_WEBHOOK_TOLERANCE_SECONDS is unset.
+DEFAULT_WEBHOOK_TOLERANCE_SECONDS = stripe.Webhook.DEFAULT_TOLERANCE
+_SIGNATURE_SCHEME = stripe.WebhookSignature.EXPECTED_SCHEME  # "v1"
+
+
+def webhook_signature_verify(
+    *, payload: bytes, header: str | None, secrets: Sequence[str], tolerance_seconds: int
+) -> None:
+    """
+    Verify a webhook's raw body against its `Stripe-Signature` with the SDK, under any of `secrets`.
+
+    Several secrets verify at once so one can be rotated without losing events: the body is
+    accepted if any of them signed it within `tolerance_seconds`. Nothing is parsed as JSON here.
+
+    :raises WebhookSignatureInvalid: with a reason saying what was wrong (missing, malformed,
+        mismatched, too old, not text, or no secret configured)
+    """
+    if not header:
+        raise WebhookSignatureInvalid("no Stripe-Signature header", reason=SIGNATURE_MISSING)
+    timestamp = _signature_timestamp(header)
+    secrets = [secret for secret in secrets if secret.strip()]
+    if not secrets:
+        raise WebhookSignatureInvalid("no webhook secret is configured", reason=NO_SECRET_CONFIGURED)
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise WebhookSignatureInvalid("the body is not UTF-8 text", reason=PAYLOAD_NOT_UTF8) from None
+    for secret in secrets:
+        try:
+            stripe.WebhookSignature.verify_header(text, header, secret, tolerance_seconds)
+        except stripe.SignatureVerificationError:
+            continue
+        return
+    # The SDK checks the signature before the timestamp and says which failed only in prose, so the
+    # reason comes from the header's own timestamp: an old one is refused as a replay either way.
+    if tolerance_seconds and timestamp < time.time() - tolerance_seconds:
+        raise WebhookSignatureInvalid(
+            f"the signature's timestamp is more than {tolerance_seconds}s old", reason=TIMESTAMP_OUTSIDE_TOLERANCE
+        )
+    raise WebhookSignatureInvalid("no signature matches the body under our secrets", reason=SIGNATURE_MISMATCH)
+
+
+def _signature_timestamp(header: str) -> int:
+    """The header's t= value, if it also carries a v1 signature (the shape only; verifying is the SDK's).
+
+    :raises WebhookSignatureInvalid: if the header is not `t=<digits>,v1=<signature>[,…]`
+    """
+    pairs = [item.partition("=") for item in header.split(",")]
+    timestamps = [value for key, _, value in pairs if key.strip() == "t"]
+    signatures = [value for key, _, value in pairs if key.strip() == _SIGNATURE_SCHEME and value]
+    if len(timestamps) != 1 or not timestamps[0].isascii() or not timestamps[0].isdigit() or not signatures:
+        raise WebhookSignatureInvalid(
+            f"the Stripe-Signature header is not t=<timestamp>,{_SIGNATURE_SCHEME}=<signature>",
+            reason=SIGNATURE_MALFORMED,
+        )
+    return int(timestamps[0])
+
+
+def intent_result_from_object(obj: Mapping[str, Any]) -> IntentResult:
+    """
+    Read a PaymentIntent snapshot (an event's `data.object`) as the gateway reads a fetched one.
+
+    :raises ValueError: if it is not a PaymentIntent object with an id, status, amount and currency
+    """
+    if not isinstance(obj, Mapping) or obj.get("object") != "payment_intent":
+        raise ValueError("not a payment_intent object")
+    try:
+        return _intent_result(obj, request_id="")
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"a payment_intent object without {exc}") from None
+
+
+def refund_result_from_object(obj: Mapping[str, Any]) -> RefundResult:
+    """
+    Read a Refund snapshot (an event's `data.object`) as the gateway reads a fetched one.
+
+    :raises ValueError: if it is not a Refund object with an id, status and amount
+    """
+    if not isinstance(obj, Mapping) or obj.get("object") != "refund":
+        raise ValueError("not a refund object")
+    try:
+        return _refund_result(obj)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"a refund object without {exc}") from None
 
 
 # --- the process's gateway ------------------------------------------------------------------------

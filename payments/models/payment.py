@@ -93,7 +93,8 @@ class Payment(fsm.ConcurrentTransitionMixin, BaseModel):
     failure_message = models.TextField(blank=True, default="")
     succeeded_at = models.DateTimeField(null=True, blank=True)
     canceled_at = models.DateTimeField(null=True, blank=True)
-    # Set when no job can settle the payment (the provider cannot tell its outcome): ops must look.
+    # Set when something needs a person's eyes (a dispute, a provider state that contradicts ours, an
+    # outcome the provider cannot tell); the reasons, each with its details, are on the timeline.
     flagged_at = models.DateTimeField(null=True, blank=True)
     flag_reason = models.CharField(max_length=FLAG_REASON_MAX_LENGTH, blank=True, default="")
     # The janitor's look-ups back off per payment: when it may ask the provider again, and how often it has.
@@ -112,7 +113,11 @@ class Payment(fsm.ConcurrentTransitionMixin, BaseModel):
             ("sync_payment", "Can re-sync payments from the provider"),
             ("resolve_payment", "Can resolve payments by hand"),
         ]
-        indexes = [models.Index(fields=["client", "-id"], name="payment_client_recent")]
+        indexes = [
+            models.Index(fields=["client", "-id"], name="payment_client_recent"),
+            # Ops' list of flagged payments, newest first; the unflagged majority is not in it.
+            models.Index(fields=["-flagged_at"], condition=Q(flagged_at__isnull=False), name="payment_flagged"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0, amount__lte=MAX_AMOUNT), name="payment_amount_bounded"),
             models.CheckConstraint(condition=Q(currency__regex=r"^[a-z]{3}$"), name="payment_currency_iso_lower"),
@@ -270,7 +275,9 @@ class Refund(fsm.ConcurrentTransitionMixin, BaseModel):
     @fsm.transition(field=status, source=Status.PENDING, target=Status.SUCCEEDED)
     def mark_succeeded(self) -> None: ...
 
-    @fsm.transition(field=status, source=Status.PENDING, target=Status.FAILED)
+    # A refund can fail after it succeeded (the customer's bank returns it, sometimes days later):
+    # https://docs.stripe.com/refunds#failed-refunds . Still no cycle: FAILED is final.
+    @fsm.transition(field=status, source=[Status.PENDING, Status.SUCCEEDED], target=Status.FAILED)
     def mark_failed(self, *, failure_reason: str) -> None:
         self.failure_reason = failure_reason
 

@@ -10,6 +10,7 @@ cycles, so "not allowed" means "already past it".
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import django_fsm as fsm
@@ -26,6 +27,7 @@ from payments.services.payments import Actor
 
 logger = logging.getLogger(__name__)
 S = Payment.Status
+FINAL = (S.SUCCEEDED, S.FAILED, S.CANCELED)
 # States in which the outcome is the provider's (or the customer's) to decide, not ours to send.
 WAITING_ON_PROVIDER = (S.REQUIRES_ACTION, S.PROCESSING)
 FIRST_FOLLOW_UP = timedelta(seconds=2)
@@ -83,12 +85,51 @@ def _transition(payment: Payment, target: str, intent: IntentResult, now: dateti
     return True
 
 
+@dataclass(frozen=True)
+class IntentReconciled:
+    """What applying a provider snapshot did to our payment."""
+
+    payment: Payment
+    changed: bool  # a status or an amount moved (a status change also wrote a timeline entry)
+    # The snapshot contradicts what we hold and forward-only cannot explain it: another intent for
+    # this payment, or a final outcome other than ours (e.g. succeeded at the provider, canceled here).
+    # Nothing was applied; the caller asks the provider for its current truth, then flags it for ops.
+    conflict: bool = False
+
+
+def _final_outcome(intent: IntentResult) -> str | None:
+    """The final status a snapshot states outright, or None when it states none."""
+    if intent.status == "succeeded":
+        return S.SUCCEEDED
+    if intent.status == "canceled":
+        return S.CANCELED
+    if intent.status == "requires_payment_method" and intent.failure_code:
+        return S.FAILED
+    return None
+
+
 def payment_apply_intent(
-    *, payment_id: str, intent: IntentResult, actor: Actor, now: datetime, cause: str = ""
+    *, payment_id: str, intent: IntentResult, actor: Actor, now: datetime, cause: str = "", event_id: str = ""
 ) -> Payment:
     """
     Record what the provider says of our payment's intent: its id, and the status it implies if
     that is a move forward. Safe to repeat with the same or an older snapshot.
+
+    :raises PaymentNotFound: if there is no such payment
+    """
+    return payment_reconcile_intent(
+        payment_id=payment_id, intent=intent, actor=actor, now=now, cause=cause, event_id=event_id
+    ).payment
+
+
+def payment_reconcile_intent(
+    *, payment_id: str, intent: IntentResult, actor: Actor, now: datetime, cause: str = "", event_id: str = ""
+) -> IntentReconciled:
+    """
+    Apply a provider snapshot as `payment_apply_intent` does, and say whether it changed anything
+    and whether it contradicts what we hold (a conflict, which changes nothing).
+
+    `event_id` (the provider's event that brought the snapshot) goes on the timeline entry.
 
     :raises PaymentNotFound: if there is no such payment
     """
@@ -106,8 +147,11 @@ def payment_apply_intent(
                 payment.provider_payment_id,
                 intent.id,
             )
-            return payment
+            return IntentReconciled(payment=payment, changed=False, conflict=True)
         from_status = payment.status
+        outcome = _final_outcome(intent)
+        if from_status in FINAL and outcome is not None and outcome != from_status:
+            return IntentReconciled(payment=payment, changed=False, conflict=True)
         target = _target(payment, intent)
         moved = target is not None and target != from_status and _transition(payment, target, intent, now, cause)
         if (
@@ -118,7 +162,7 @@ def payment_apply_intent(
             payment.amount_capturable = intent.amount_capturable
             changed.append("amount_capturable")
         if not moved and not changed:
-            return payment
+            return IntentReconciled(payment=payment, changed=False)
         payment.save()
         if moved:
             payment_event_create(
@@ -130,7 +174,7 @@ def payment_apply_intent(
                 idempotency_key=payment_transition_key(payment=payment, to_status=payment.status),
                 now=now,
                 from_status=from_status,
-                data=_event_data(intent, cause),
+                data=_event_data(intent, cause, event_id),
             )
         if payment.status in WAITING_ON_PROVIDER and intent.status in ("requires_action", "processing"):
             # Nothing will call the provider again for this payment: follow it until it settles
@@ -140,7 +184,7 @@ def payment_apply_intent(
                 payload={"payment_id": payment.public_id},
                 available_at=now + FIRST_FOLLOW_UP,
             )
-    return payment
+    return IntentReconciled(payment=payment, changed=True)
 
 
 def _event_type(from_status: str, to_status: str) -> str:
@@ -149,9 +193,11 @@ def _event_type(from_status: str, to_status: str) -> str:
     return f"payment.{to_status.lower()}"
 
 
-def _event_data(intent: IntentResult, cause: str) -> dict:
+def _event_data(intent: IntentResult, cause: str, event_id: str = "") -> dict:
     """Amounts, ids and codes only: never the snapshot itself (it may carry personal data)."""
     data = {"provider_status": intent.status, "provider_payment_id": intent.id}
+    if event_id:
+        data["event_id"] = event_id
     if intent.amount_received:
         data["amount_received"] = intent.amount_received
     if intent.amount_capturable:
@@ -198,8 +244,25 @@ def payment_apply_failure(
     return payment
 
 
+@dataclass(frozen=True)
+class RefundReconciled:
+    """What applying the provider's word on a refund did to ours."""
+
+    refund: Refund
+    changed: bool
+    # Another provider refund than the one bound to ours, or "succeeded" for a refund we hold as
+    # failed (a failed refund never succeeds later): nothing was applied; ask the provider, then flag.
+    conflict: bool = False
+
+
 def refund_apply_result(
-    *, refund_id: str, result: RefundResult | None, failure_reason: str = "", actor: Actor, now: datetime
+    *,
+    refund_id: str,
+    result: RefundResult | None,
+    failure_reason: str = "",
+    actor: Actor,
+    now: datetime,
+    event_id: str = "",
 ) -> Refund:
     """
     Record the provider's word on a refund: its id, and success or failure. A failed refund gives
@@ -207,13 +270,50 @@ def refund_apply_result(
 
     `result=None` with a `failure_reason` records a definitive refusal that created nothing.
     """
+    return refund_reconcile_result(
+        refund_id=refund_id, result=result, failure_reason=failure_reason, actor=actor, now=now, event_id=event_id
+    ).refund
+
+
+def refund_reconcile_result(
+    *,
+    refund_id: str,
+    result: RefundResult | None,
+    failure_reason: str = "",
+    actor: Actor,
+    now: datetime,
+    event_id: str = "",
+) -> RefundReconciled:
+    """
+    Apply the provider's word on a refund as `refund_apply_result` does, and say whether it changed
+    anything and whether it contradicts what we hold (a conflict, which changes nothing).
+
+    A refund the provider reports failed after it succeeded (a bank can return it days later,
+    https://docs.stripe.com/refunds#failed-refunds) fails here too and gives its amount back.
+
+    :raises Refund.DoesNotExist: if there is no such refund
+    """
     with transaction.atomic():
         refund = Refund.objects.select_related("payment").get(public_id=refund_id)
         payment = payment_get_for_update(client=None, payment_id=refund.payment.public_id)  # lock order
         refund = Refund.objects.select_for_update().get(pk=refund.pk)
+        bound = False
         if result is not None and not refund.provider_refund_id:
             refund.provider_refund_id = result.id
+            bound = True
+        elif result is not None and refund.provider_refund_id != result.id:
+            logger.error(
+                "refund %s is bound to %s; ignoring a result for %s",
+                refund.public_id,
+                refund.provider_refund_id,
+                result.id,
+            )
+            return RefundReconciled(refund=refund, changed=False, conflict=True)
+        if result is None and refund.status != Refund.Status.PENDING:
+            return RefundReconciled(refund=refund, changed=False)  # a refusal only ever settles a pending refund
         status = result.status if result is not None else "failed"
+        if status == "succeeded" and refund.status == Refund.Status.FAILED:
+            return RefundReconciled(refund=refund, changed=False, conflict=True)
         from_status = refund.status
         moved = False
         try:
@@ -225,10 +325,15 @@ def refund_apply_result(
                 moved = True
         except fsm.TransitionNotAllowed:
             moved = False
+        if not moved and not bound:
+            return RefundReconciled(refund=refund, changed=False)
         refund.save()
         if moved and refund.status == Refund.Status.FAILED:
             Payment.objects.filter(pk=payment.pk).update(amount_refunded=F("amount_refunded") - refund.amount)
         if moved:
+            data = {"amount": refund.amount, "provider_refund_id": refund.provider_refund_id or ""}
+            if event_id:
+                data["event_id"] = event_id
             payment_event_create(
                 payment=payment,
                 refund=refund,
@@ -238,6 +343,6 @@ def refund_apply_result(
                 idempotency_key=f"{refund.public_id}:{refund.status}",
                 now=now,
                 from_status=from_status,
-                data={"amount": refund.amount, "provider_refund_id": refund.provider_refund_id or ""},
+                data=data,
             )
-    return refund
+    return RefundReconciled(refund=refund, changed=True)

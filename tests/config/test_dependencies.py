@@ -173,3 +173,34 @@ def test_production_settings_and_every_dev_stack_module_import_without_the_dev_p
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "[]"
+
+
+def _imports(path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names.add(node.module or "")
+    return names
+
+
+def test_only_the_gateway_imports_the_stripe_sdk():
+    importers = {
+        str(path.relative_to(paths.BASE_DIR))
+        for app in ("config", "payments", "outbox", "webhooks")
+        for path in (paths.BASE_DIR / app).rglob("*.py")
+        if any(name == "stripe" or name.startswith("stripe.") for name in _imports(path))
+    }
+
+    assert importers == {"payments/gateway/stripe.py"}
+
+
+def test_the_outbox_imports_neither_payments_nor_webhooks():
+    importers = {
+        str(path.relative_to(paths.BASE_DIR))
+        for path in (paths.BASE_DIR / "outbox").rglob("*.py")
+        if any(name.split(".")[0] in ("payments", "webhooks") for name in _imports(path))
+    }
+
+    assert importers == set()

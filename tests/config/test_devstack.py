@@ -286,6 +286,9 @@ def test_make_run_serves_stops_cleanly_with_nothing_left_running_and_starts_agai
         for stage in ("payment.created", "payment.submitted", "payment.succeeded", "refund.created", "refund.succeeded")
         if any(stage in line for line in demo)
     ] == ["payment.created", "payment.submitted", "payment.succeeded", "refund.created", "refund.succeeded"], demo
+    # The sandbox's signed webhooks reach /webhooks/stripe (no 404s and retries) and are processed.
+    assert any("webhook payment_intent.succeeded" in line and "processed" in line for line in demo), demo
+    assert [line for line in output.splitlines() if "/webhooks/stripe" in line and "Not Found" in line] == []
     assert shell.returncode == 0, shell.stderr
     assert shell.stdout.split() == [str(data_dir / "run" / "pg"), "1"]
     assert "stopped; nothing left running" in output

@@ -87,6 +87,8 @@ def test_metrics_endpoint_exposes_every_metric_name_without_cookies_in_local_dev
         ("provider_rate_limit_wait_seconds_total", "counter"),
         ("outbox_task_outcomes_total", "counter"),
         ("outbox_relay_messages_total", "counter"),
+        ("webhook_intake_total", "counter"),
+        ("webhook_events_processed_total", "counter"),
         ("outbox_messages", "gauge"),
         ("outbox_messages_due", "gauge"),
         ("outbox_oldest_due_age_seconds", "gauge"),

@@ -61,6 +61,7 @@ def test_production_settings_load_with_every_required_value():
         ({"REDIS_URL": None}, "REDIS_URL"),
         ({"STRIPE_SECRET_KEY": None}, "STRIPE_SECRET_KEY"),
         ({"STRIPE_WEBHOOK_SECRET": None}, "STRIPE_WEBHOOK_SECRET"),
+        ({"STRIPE_WEBHOOK_SECRET": " , "}, "STRIPE_WEBHOOK_SECRET must list at least one"),
         ({"STRIPE_SECRET_KEY": "sk_test_abc"}, "Stripe test key"),
     ],
 )

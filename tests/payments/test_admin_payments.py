@@ -28,6 +28,16 @@ def test_payment_changelist_search_and_detail_render_for_ops(admin_client):
     assert b'name="amount"' not in detail.content  # money is shown, never editable
 
 
+def test_ops_list_the_payments_flagged_for_them_by_reason(admin_client):
+    flagged, other = payment_with_status(Payment.Status.SUCCEEDED), payment_with_status(Payment.Status.SUCCEEDED)
+    Payment.objects.filter(pk=flagged.pk).update(flagged_at=flagged.created_at, flag_reason="dispute")
+
+    listing = admin_client.get(CHANGELIST, {"flag_reason": "dispute"})
+
+    assert listing.status_code == 200
+    assert flagged.public_id in listing.content.decode() and other.public_id not in listing.content.decode()
+
+
 def test_admin_cannot_add_or_delete_payments(admin_client):
     payment = PaymentFactory()
 

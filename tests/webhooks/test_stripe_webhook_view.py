@@ -1,0 +1,216 @@
+"""POST /webhooks/stripe: real signatures over the raw bytes; stored once; junk stores nothing."""
+
+import json
+import logging
+import time
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from prometheus_client import REGISTRY
+
+from outbox.models import OutboxMessage
+from tests.webhooks.conftest import URL, body_of, event, intent_object, post, signature
+from webhooks import topics, views
+from webhooks.models import WebhookEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def succeeded(**fields) -> dict:
+    return event("payment_intent.succeeded", intent_object("pi_1", "succeeded", payment_id=None), **fields)
+
+
+def intake(outcome: str, reason: str = "") -> float:
+    labels = {"provider": "stripe", "outcome": outcome, "reason": reason}
+    return REGISTRY.get_sample_value("webhook_intake_total", labels) or 0.0
+
+
+def nothing_stored() -> bool:
+    return not WebhookEvent.objects.exists() and not OutboxMessage.objects.exists()
+
+
+def test_a_signed_event_is_stored_once_with_its_outbox_row_and_answered_200(client):
+    evt = succeeded()
+
+    response = post(client, body_of(evt))
+
+    assert response.status_code == 200 and response.json() == {"received": True, "duplicate": False}
+    stored = WebhookEvent.objects.get()
+    assert (stored.provider, stored.provider_event_id, stored.type) == ("stripe", evt["id"], evt["type"])
+    assert (stored.object_type, stored.object_id, stored.status) == ("payment_intent", "pi_1", "RECEIVED")
+    assert stored.api_version == evt["api_version"] and int(stored.provider_created_at.timestamp()) == evt["created"]
+    message = OutboxMessage.objects.get()
+    assert (message.topic, message.payload) == (topics.WEBHOOK_EVENT_RECEIVED, {"webhook_event_id": stored.pk})
+
+
+def test_a_duplicate_delivery_is_answered_200_and_changes_nothing(client):
+    body = body_of(succeeded())
+    post(client, body)
+    before = intake("duplicate")
+
+    again = post(client, body)
+    resigned = post(client, body, header=signature(body, at=int(time.time()) - 5))  # a retry, signed afresh
+
+    assert [again.status_code, resigned.status_code] == [200, 200]
+    assert again.json()["duplicate"] is True
+    assert WebhookEvent.objects.count() == 1 and OutboxMessage.objects.count() == 1
+    assert intake("duplicate") - before == 2
+
+
+def test_an_unknown_event_type_is_stored_and_answered_200_never_4xx(client):
+    response = post(client, body_of(event("customer.created", {"id": "cus_1", "object": "customer"})))
+
+    assert response.status_code == 200
+    assert WebhookEvent.objects.get().type == "customer.created"
+
+
+@pytest.mark.parametrize(
+    ("make_request", "reason"),
+    [
+        (lambda body: (body, None), "signature_missing"),
+        (lambda body: (body, "t=1,v0=x"), "signature_malformed"),
+        (lambda body: (body.replace(b"pi_1", b"pi_2"), signature(body)), "signature_mismatch"),
+        (lambda body: (json.dumps(json.loads(body)).encode(), signature(body)), "signature_mismatch"),
+        (lambda body: (body, signature(body, secret="whsec_not_ours")), "signature_mismatch"),
+        (lambda body: (body, signature(body, at=int(time.time()) - 301)), "timestamp_outside_tolerance"),
+    ],
+    ids=["unsigned", "malformed", "tampered", "re-serialised", "wrong-secret", "expired"],
+)
+def test_an_unverifiable_delivery_is_a_400_with_its_reason_and_stores_nothing(client, make_request, reason):
+    body, header = make_request(body_of(succeeded()))
+    before = intake("rejected", reason)
+
+    response = post(client, body, header=header)
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == reason
+    assert nothing_stored()
+    assert intake("rejected", reason) - before == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json at all", b"[1, 2]", json.dumps({"type": "x"}).encode(), json.dumps({"id": "evt_1"}).encode()],
+    ids=["not-json", "not-an-object", "no-id", "no-type"],
+)
+def test_a_signed_body_that_is_not_an_event_is_a_400_and_stores_nothing(client, body):
+    response = post(client, body)
+
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "payload_invalid")
+    assert nothing_stored()
+
+
+def test_secrets_rotate_old_and_new_both_verify_while_both_are_listed(client, settings):
+    settings.STRIPE_WEBHOOK_SECRET = "whsec_new, whsec_old"
+    old, new = body_of(succeeded()), body_of(succeeded())
+
+    signed_old = post(client, old, header=signature(old, secret="whsec_old"))
+    signed_new = post(client, new, header=signature(new, secret="whsec_new"))
+    settings.STRIPE_WEBHOOK_SECRET = "whsec_new"  # the old one retired
+    late_old = body_of(succeeded())
+    refused = post(client, late_old, header=signature(late_old, secret="whsec_old"))
+
+    assert [signed_old.status_code, signed_new.status_code, refused.status_code] == [200, 200, 400]
+    assert WebhookEvent.objects.count() == 2
+
+
+def test_without_a_configured_secret_nothing_verifies_and_the_answer_says_it_is_ours_to_fix(client, settings):
+    settings.STRIPE_WEBHOOK_SECRET = ""
+
+    response = post(client, body_of(succeeded()))
+
+    assert (response.status_code, response.json()["error"]["code"]) == (503, "no_secret_configured")
+    assert nothing_stored()
+
+
+def test_a_body_declared_larger_than_the_limit_is_refused_before_it_is_read(client, settings, monkeypatch):
+    settings.STRIPE_WEBHOOK_MAX_BODY_BYTES = 1024
+    reads = []
+    monkeypatch.setattr("django.core.handlers.wsgi.LimitedStream.read", lambda self, *a: reads.append(a) or b"")
+
+    response = post(client, b"x" * 2048, header="t=1,v1=x")
+
+    assert (response.status_code, response.json()["error"]["code"]) == (413, "request_too_large")
+    assert reads == []
+    assert nothing_stored()
+
+
+def test_a_body_without_a_declared_length_is_not_read_and_cannot_verify(client, settings):
+    settings.STRIPE_WEBHOOK_MAX_BODY_BYTES = 1024
+    body = body_of(succeeded(padding="x" * 2048))
+
+    response = post(client, body, CONTENT_LENGTH="")  # e.g. chunked: WSGI reads nothing undeclared
+
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "signature_mismatch")
+    assert nothing_stored()
+
+
+def test_a_body_over_the_limit_without_a_misleading_length_is_a_413(client, settings):
+    settings.STRIPE_WEBHOOK_MAX_BODY_BYTES = 1024
+    body = body_of(succeeded(padding="x" * 2048))
+
+    response = post(client, body)
+
+    assert response.status_code == 413
+    assert nothing_stored()
+
+
+def test_a_body_up_to_the_default_limit_is_accepted_above_the_apis_own_limit(client, settings):
+    body = body_of(succeeded(padding="x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE * 2)))
+    assert len(body) < settings.STRIPE_WEBHOOK_MAX_BODY_BYTES
+
+    assert post(client, body).status_code == 200
+
+
+@pytest.mark.parametrize("method", ["get", "put", "delete"])
+def test_only_post_is_accepted(client, method):
+    response = getattr(client, method)(URL)
+
+    assert (response.status_code, response["Allow"]) == (405, "POST")
+
+
+def test_no_csrf_token_no_api_key_and_no_session_are_needed(db):
+    client = Client(enforce_csrf_checks=True)
+
+    response = post(client, body_of(succeeded()))
+
+    assert response.status_code == 200
+    assert not response.cookies
+
+
+def statements(client, body: bytes) -> list[str]:
+    """The SQL the view ran, without the savepoints the test's own transaction turns BEGIN/COMMIT into."""
+    with CaptureQueriesContext(connection) as captured:
+        post(client, body)
+    return [query["sql"].split(" (")[0] for query in captured if "SAVEPOINT" not in query["sql"]]
+
+
+def test_the_view_stores_an_event_in_two_statements_and_a_duplicate_in_one(client):
+    body = body_of(succeeded())
+
+    first = statements(client, body)
+    duplicate = statements(client, body)
+
+    table = WebhookEvent._meta.db_table
+    assert first == [f"INSERT INTO {table}", 'INSERT INTO "outbox_outboxmessage"']  # + ON CONFLICT DO NOTHING
+    assert duplicate == [f"INSERT INTO {table}"]
+
+
+def test_a_flood_of_forged_posts_is_refused_stores_nothing_and_logs_a_few_lines(client, caplog, monkeypatch):
+    monkeypatch.setattr(views, "_rejection_log", views._ThrottledLog(views.REJECTION_LOG_INTERVAL_SECONDS))
+    caplog.set_level(logging.INFO)
+    before = intake("rejected", "signature_mismatch")
+    forged = [body_of(succeeded()) for _ in range(300)]
+
+    statuses = {post(client, body, header=f"t={int(time.time())},v1={'0' * 64}").status_code for body in forged}
+    genuine = post(client, body_of(succeeded()))
+
+    assert statuses == {400}  # never a 429: no API-key limiter or throttle stands in front of it
+    assert genuine.status_code == 200
+    assert WebhookEvent.objects.count() == 1
+    assert intake("rejected", "signature_mismatch") - before == 300
+    warnings = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert len(warnings) == 1  # rate-limited: one line per reason per interval (Django's own is off)
+    assert "webhook_rejected" in warnings[0].getMessage() and "0000000000" not in warnings[0].getMessage()
