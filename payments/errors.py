@@ -80,15 +80,6 @@ class PaymentBusy(PaymentsError):
     retry_after_seconds = 1
 
 
-class RateLimited(PaymentsError):
-    code, http_status = "rate_limited", 429
-    type = "rate_limit_error"
-
-    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
-        super().__init__(message)
-        self.retry_after_seconds = retry_after_seconds
-
-
 class AmountTooSmall(PaymentsError):
     """Below the provider's minimum charge for the currency (Stripe's code, as Stripe would answer)."""
 

@@ -69,10 +69,6 @@ class IdempotencyStore:
             if status < 500:
                 self._stored[(scope, key)] = Stored(fingerprint, status, body, self.clock())
 
-    def abandon(self, scope: str, key: str) -> None:
-        with self._lock:
-            self._in_flight.discard((scope, key))
-
     def reset(self) -> None:
         with self._lock:
             self._stored.clear()

@@ -19,8 +19,3 @@ def api_key_create(*, client_name: str, key_name: str = "default", rate_limit_pe
             client.save(update_fields=["rate_limit_per_minute", "updated_at"])
         _, key = ApiKey.objects.create_key(name=key_name[:50], client=client)
     return key
-
-
-def api_key_revoke(*, prefix: str) -> None:
-    """Revoke a key for good (djangorestframework-api-key refuses to un-revoke)."""
-    ApiKey.objects.filter(prefix=prefix).update(revoked=True)

@@ -13,7 +13,7 @@ from outbox.services import outbox_message_enqueue
 from payments import topics
 from payments.currencies import charge_amount_validate
 from payments.errors import CaptureAmountTooLarge, PaymentNotCancelable, PaymentNotCapturable
-from payments.models import ApiClient, Payment, PaymentEvent
+from payments.models import ApiClient, Payment
 from payments.selectors import payment_get_for_update
 from payments.services.events import payment_capture_number, payment_event_create
 
@@ -157,8 +157,3 @@ def payment_cancel_request(*, client: ApiClient | None, payment_id: str, actor: 
         if event_type == "payment.cancel_requested":
             outbox_message_enqueue(topic=topics.PAYMENT_CANCEL_REQUESTED, payload={"payment_id": payment.public_id})
     return payment
-
-
-def payment_timeline(*, payment: Payment) -> list[PaymentEvent]:
-    """Return the payment's events, oldest first."""
-    return list(payment.events.order_by("id"))
