@@ -25,7 +25,9 @@ class PaymentFactory(DjangoModelFactory):
         model = Payment
 
     client = factory.SubFactory(ApiClientFactory)
-    amount = factory.Faker("pyint", min_value=100, max_value=100_000)
+    # Fixed, like the fake gateway's intents (tests/fixtures/gateway.py): a random amount let a scripted
+    # provider answer exceed the payment now and then, and the CHECK constraints failed one run in ten.
+    amount = 2000
     currency = "eur"
     payment_method = "pm_card_visa"
     description = factory.Faker("sentence")
