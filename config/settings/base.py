@@ -217,6 +217,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "payments.job_run_purge",
         "schedule": crontab(minute="41"),
     },
+    # https://crontab.guru/#*/5_*_*_*_* : every 5 minutes; a dropped webhook is applied within minutes
+    "webhooks.webhook_events_backfill": {
+        "task": "webhooks.webhook_events_backfill",
+        "schedule": crontab(minute="*/5"),
+    },
 }
 
 # OUTBOX ---------------------------------------------------------------------------------------
@@ -266,6 +271,17 @@ AUTHORIZATION_EXPIRY_AGE_SECONDS = env.int("AUTHORIZATION_EXPIRY_AGE_SECONDS", d
 AUTHORIZATION_EXPIRY_ACTION = env.str("AUTHORIZATION_EXPIRY_ACTION", default="cancel")
 if AUTHORIZATION_EXPIRY_ACTION not in ("capture", "cancel"):
     raise ImproperlyConfigured("AUTHORIZATION_EXPIRY_ACTION must be 'capture' or 'cancel'")
+# The missed-webhooks backfill (webhooks/reconciliation.py). Events younger than this are left to their
+# delivery, so the backfill takes what the endpoint really missed, not what is on its way.
+WEBHOOK_BACKFILL_DELAY_SECONDS = env.int("WEBHOOK_BACKFILL_DELAY_SECONDS", default=60)
+# Pages of 100 events one run reads at most; a longer walk (after an outage) resumes on the next run.
+WEBHOOK_BACKFILL_MAX_PAGES = env.int("WEBHOOK_BACKFILL_MAX_PAGES", default=10)
+# With no cursor yet (the first run), how far back to read. Stripe retries a delivery for up to 3 days
+# (https://docs.stripe.com/webhooks#retries); after that the cursor alone decides, and the event list
+# itself keeps 30 days (https://docs.stripe.com/api/events).
+WEBHOOK_BACKFILL_FIRST_RUN_LOOKBACK_SECONDS = env.int(
+    "WEBHOOK_BACKFILL_FIRST_RUN_LOOKBACK_SECONDS", default=3 * 24 * 3600
+)
 # Beat job runs are kept this long for the dashboard and the admin, then deleted by housekeeping.
 JOB_RUN_RETENTION_DAYS = env.int("JOB_RUN_RETENTION_DAYS", default=14)
 
