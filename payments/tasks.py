@@ -17,6 +17,7 @@ from payments.services.authorizations import authorizations_expiring_settle
 from payments.services.dispatch import payment_cancel, payment_capture, payment_submit, payment_sync, refund_submit
 from payments.services.janitor import janitor_run
 from payments.services.jobs import job_run, job_run_purge
+from payments.services.reconciliation import reconciliation_report_days
 
 logger = logging.getLogger(__name__)
 
@@ -85,3 +86,9 @@ def job_run_purge_task(**kwargs: object) -> None:
     job_run(
         name="payments.job_run_purge", now=now, work=lambda: {"deleted": job_run_purge(now=now, retention=retention)}
     )
+
+
+@shared_task(name="payments.reconciliation_report")
+def reconciliation_report_task(**kwargs: object) -> None:
+    now = timezone.now()
+    job_run(name="payments.reconciliation_report", now=now, work=lambda: reconciliation_report_days(now=now))

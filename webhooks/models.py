@@ -88,3 +88,25 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.provider_event_id}"
+
+
+class WebhookBackfillCursor(models.Model):
+    """How far the missed-webhooks backfill has read the provider's event list (one row per provider).
+
+    The provider lists events newest first, so a run walks back from the newest event to
+    `last_event_id`. A walk cut short by the per-run bound is resumed: `walk_after_event_id` is where
+    the next run goes on listing, and `walk_head_*` the newest event of that walk, which becomes
+    `last_event_*` once the walk reaches the old cursor. Nothing older than `last_event_*` is ever read
+    again; nothing between it and the head is skipped.
+    """
+
+    provider = models.CharField(max_length=32, unique=True)
+    last_event_id = models.CharField(max_length=255, blank=True, default="")
+    last_event_created_at = models.DateTimeField(null=True, blank=True)
+    walk_head_event_id = models.CharField(max_length=255, blank=True, default="")
+    walk_head_created_at = models.DateTimeField(null=True, blank=True)
+    walk_after_event_id = models.CharField(max_length=255, blank=True, default="")
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.provider} events up to {self.last_event_id or '(none yet)'}"

@@ -4,6 +4,8 @@ from celery import shared_task
 from django.utils import timezone
 
 from outbox.services import outbox_message_process
+from payments.services.jobs import job_run
+from webhooks.reconciliation import webhook_events_backfill
 from webhooks.services import webhook_event_process
 
 
@@ -14,3 +16,11 @@ def webhook_event_process_task(*, webhook_event_id: int, message_id: int, **kwar
         message_id=message_id,
         work=lambda: webhook_event_process(webhook_event_id=webhook_event_id, now=timezone.now()),
     )
+
+
+# A beat job: recorded (JobRun) and logged by `job_run`. No Celery retry: the next beat is the retry,
+# and the backfill is safe to run again, and twice at once.
+@shared_task(name="webhooks.webhook_events_backfill")
+def webhook_events_backfill_task(**kwargs: object) -> None:
+    now = timezone.now()
+    job_run(name="webhooks.webhook_events_backfill", now=now, work=lambda: webhook_events_backfill(now=now))

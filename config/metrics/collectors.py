@@ -10,6 +10,7 @@ import logging
 from collections.abc import Iterator, Mapping
 
 from django.db import connection, transaction
+from django.db.models import Count
 from django.utils import timezone
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -115,10 +116,37 @@ def _breaker_stats() -> Iterator[Metric]:
     yield family
 
 
+def _reconciliation_stats() -> Iterator[Metric]:
+    """Open reconciliation mismatches by kind (the partial index on open rows): what ops still has to settle."""
+    from payments.models import ReconciliationMismatch
+
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(OUTBOX_STATS_TIMEOUT_MS)])
+        counts = dict(
+            ReconciliationMismatch.objects.filter(resolved_at__isnull=True)
+            .order_by()
+            .values_list("kind")
+            .annotate(count=Count("id"))
+        )
+    family = GaugeMetricFamily(
+        "reconciliation_mismatches_open",
+        "Open differences between our payments and refunds and the provider's (the daily report), by kind.",
+        labels=["kind"],
+    )
+    for kind in ReconciliationMismatch.Kind.values:
+        family.add_metric([kind], counts.get(kind, 0))
+    yield family
+
+
 class ScrapeTimeCollector:
     """The figures read from PostgreSQL and Redis at each scrape; one that fails leaves the rest standing."""
 
-    sources = {"outbox": _outbox_stats, "provider_breaker": _breaker_stats}
+    sources = {
+        "outbox": _outbox_stats,
+        "provider_breaker": _breaker_stats,
+        "reconciliation": _reconciliation_stats,
+    }
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(

@@ -217,6 +217,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "payments.job_run_purge",
         "schedule": crontab(minute="41"),
     },
+    # https://crontab.guru/#37_3_*_*_* : daily at 03:37 UTC, the previous UTC days, once late webhooks are in
+    "payments.reconciliation_report": {
+        "task": "payments.reconciliation_report",
+        "schedule": crontab(minute="37", hour="3"),
+    },
+    # https://crontab.guru/#*/5_*_*_*_* : every 5 minutes; a dropped webhook is applied within minutes
+    "webhooks.webhook_events_backfill": {
+        "task": "webhooks.webhook_events_backfill",
+        "schedule": crontab(minute="*/5"),
+    },
 }
 
 # OUTBOX ---------------------------------------------------------------------------------------
@@ -266,6 +276,23 @@ AUTHORIZATION_EXPIRY_AGE_SECONDS = env.int("AUTHORIZATION_EXPIRY_AGE_SECONDS", d
 AUTHORIZATION_EXPIRY_ACTION = env.str("AUTHORIZATION_EXPIRY_ACTION", default="cancel")
 if AUTHORIZATION_EXPIRY_ACTION not in ("capture", "cancel"):
     raise ImproperlyConfigured("AUTHORIZATION_EXPIRY_ACTION must be 'capture' or 'cancel'")
+# The missed-webhooks backfill (webhooks/reconciliation.py). Events younger than this are left to their
+# delivery, so the backfill takes what the endpoint really missed, not what is on its way.
+WEBHOOK_BACKFILL_DELAY_SECONDS = env.int("WEBHOOK_BACKFILL_DELAY_SECONDS", default=60)
+# Pages of 100 events one run reads at most; a longer walk (after an outage) resumes on the next run.
+WEBHOOK_BACKFILL_MAX_PAGES = env.int("WEBHOOK_BACKFILL_MAX_PAGES", default=10)
+# With no cursor yet (the first run), how far back to read. Stripe retries a delivery for up to 3 days
+# (https://docs.stripe.com/webhooks#retries); after that the cursor alone decides, and the event list
+# itself keeps 30 days (https://docs.stripe.com/api/events).
+WEBHOOK_BACKFILL_FIRST_RUN_LOOKBACK_SECONDS = env.int(
+    "WEBHOOK_BACKFILL_FIRST_RUN_LOOKBACK_SECONDS", default=3 * 24 * 3600
+)
+# The daily reconciliation report (payments/services/reconciliation.py) covers the last this many
+# complete UTC days, so a day is compared again the next day and what was fixed meanwhile is closed.
+RECONCILIATION_REPORT_DAYS = env.int("RECONCILIATION_REPORT_DAYS", default=2)
+# Pages of 100 intents (and of refunds) read per day at most; a longer day stores nothing and fails
+# the run (a partial list would report what it did not read as missing): raise it with the volume.
+RECONCILIATION_MAX_PAGES = env.int("RECONCILIATION_MAX_PAGES", default=500)
 # Beat job runs are kept this long for the dashboard and the admin, then deleted by housekeeping.
 JOB_RUN_RETENTION_DAYS = env.int("JOB_RUN_RETENTION_DAYS", default=14)
 

@@ -1,1 +1,1 @@
-from payments.admin import clients, dashboard, jobs, payments  # noqa: F401
+from payments.admin import clients, dashboard, jobs, payments, reconciliation  # noqa: F401

@@ -53,7 +53,21 @@ class RefundResult:
     payment_intent: str
     failure_reason: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
+    currency: str = ""
+    created: int = 0  # Unix seconds, the provider's clock
     request_id: str = field(default="", compare=False)  # the provider's Request-Id, as on IntentResult
+
+
+@dataclass(frozen=True)
+class IntentPage:
+    intents: list[IntentResult]  # newest first, as the provider lists them
+    has_more: bool
+
+
+@dataclass(frozen=True)
+class RefundPage:
+    refunds: list[RefundResult]  # newest first
+    has_more: bool
 
 
 @dataclass(frozen=True)
@@ -217,3 +231,15 @@ class PaymentGateway(Protocol):
     def events_list(
         self, *, starting_after: str | None = None, delivery_success: bool | None = None, limit: int = 100
     ) -> EventPage: ...
+
+    def intents_list_created(
+        self, *, gte: int, lt: int, starting_after: str | None = None, limit: int = 100
+    ) -> IntentPage:
+        """One page of the PaymentIntents created in [gte, lt) (Unix seconds), newest first."""
+        ...
+
+    def refunds_list_created(
+        self, *, gte: int, lt: int, starting_after: str | None = None, limit: int = 100
+    ) -> RefundPage:
+        """One page of the refunds created in [gte, lt) (Unix seconds), newest first."""
+        ...

@@ -35,6 +35,7 @@ from payments.gateway.base import (
     SIGNATURE_MISSING,
     TIMESTAMP_OUTSIDE_TOLERANCE,
     EventPage,
+    IntentPage,
     IntentResult,
     PaymentGateway,
     ProviderAuthError,
@@ -47,6 +48,7 @@ from payments.gateway.base import (
     ProviderRateLimited,
     ProviderServerError,
     ProviderUnavailable,
+    RefundPage,
     RefundResult,
     WebhookSignatureInvalid,
 )
@@ -231,6 +233,28 @@ class StripeGateway:
         )
         return EventPage(events=[event.to_dict() for event in page.data], has_more=bool(page.has_more))
 
+    def intents_list_created(
+        self, *, gte: int, lt: int, starting_after: str | None = None, limit: int = 100
+    ) -> IntentPage:
+        params = _created_range(gte=gte, lt=lt, starting_after=starting_after, limit=limit)
+        page = self._call(
+            "intents_list", "list", lambda options: self.client.v1.payment_intents.list(params=params, options=options)
+        )
+        request_id = _provider_request_id(page)
+        return IntentPage(
+            intents=[_intent_result(intent, request_id=request_id) for intent in page.data],
+            has_more=bool(page.has_more),
+        )
+
+    def refunds_list_created(
+        self, *, gte: int, lt: int, starting_after: str | None = None, limit: int = 100
+    ) -> RefundPage:
+        params = _created_range(gte=gte, lt=lt, starting_after=starting_after, limit=limit)
+        page = self._call(
+            "refunds_list", "list", lambda options: self.client.v1.refunds.list(params=params, options=options)
+        )
+        return RefundPage(refunds=[_refund_result(refund) for refund in page.data], has_more=bool(page.has_more))
+
     def _call(
         self,
         operation: str,
@@ -382,8 +406,18 @@ def _refund_result(obj: Any) -> RefundResult:
         payment_intent=data.get("payment_intent") or "",
         failure_reason=data.get("failure_reason") or "",
         metadata=dict(data.get("metadata") or {}),
+        currency=data.get("currency") or "",
+        created=data.get("created") or 0,
         request_id=_provider_request_id(obj),
     )
+
+
+def _created_range(*, gte: int, lt: int, starting_after: str | None, limit: int) -> dict[str, Any]:
+    """List parameters for objects created in [gte, lt): https://docs.stripe.com/api/payment_intents/list"""
+    params: dict[str, Any] = {"created": {"gte": gte, "lt": lt}, "limit": limit}
+    if starting_after:
+        params["starting_after"] = starting_after
+    return params
 
 
 # --- the Stripe dashboard -------------------------------------------------------------------------

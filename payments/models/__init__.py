@@ -4,5 +4,15 @@ from payments.models.clients import ApiClient, ApiKey
 from payments.models.idempotency import IdempotencyKey
 from payments.models.jobs import JobRun
 from payments.models.payment import Payment, PaymentEvent, Refund
+from payments.models.reconciliation import ReconciliationMismatch
 
-__all__ = ["ApiClient", "ApiKey", "IdempotencyKey", "JobRun", "Payment", "PaymentEvent", "Refund"]
+__all__ = [
+    "ApiClient",
+    "ApiKey",
+    "IdempotencyKey",
+    "JobRun",
+    "Payment",
+    "PaymentEvent",
+    "ReconciliationMismatch",
+    "Refund",
+]

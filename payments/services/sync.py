@@ -39,6 +39,14 @@ CAPTURE_REFUSED = "capture_refused"
 
 def _target(payment: Payment, intent: IntentResult) -> str | None:
     """The status the provider's intent means for us, or None when it says nothing new."""
+    return payment_status_for_intent(intent=intent, current=payment.status)
+
+
+def payment_status_for_intent(*, intent: IntentResult, current: str) -> str | None:
+    """
+    Map the provider's intent status to ours (`current` is our payment's status), or None when it
+    says nothing of ours. The one mapping: applying a snapshot and the reconciliation report use it.
+    """
     if intent.status == "succeeded":
         return S.SUCCEEDED
     if intent.status == "canceled":
@@ -49,7 +57,7 @@ def _target(payment: Payment, intent: IntentResult) -> str | None:
         return S.REQUIRES_ACTION
     if intent.status == "processing":
         return S.PROCESSING
-    if intent.status == "requires_payment_method" and (intent.failure_code or payment.status != S.PENDING):
+    if intent.status == "requires_payment_method" and (intent.failure_code or current != S.PENDING):
         # We always confirm at creation: back to requires_payment_method is a failed attempt
         # (a decline, failed 3-D Secure, a failed async debit). We never re-confirm with another method.
         return S.FAILED
@@ -253,6 +261,16 @@ class RefundReconciled:
     # Another provider refund than the one bound to ours, or "succeeded" for a refund we hold as
     # failed (a failed refund never succeeds later): nothing was applied; ask the provider, then flag.
     conflict: bool = False
+
+
+# The provider's refund statuses, ours: a canceled refund gave nothing back, as a failed one.
+REFUND_STATUSES = {
+    "succeeded": Refund.Status.SUCCEEDED,
+    "failed": Refund.Status.FAILED,
+    "canceled": Refund.Status.FAILED,
+    "pending": Refund.Status.PENDING,
+    "requires_action": Refund.Status.PENDING,
+}
 
 
 def refund_apply_result(

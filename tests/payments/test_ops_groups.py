@@ -17,6 +17,7 @@ VIEW = {
     "payments.view_apikey",
     "outbox.view_outboxmessage",
     "payments.view_jobrun",  # migration 0007
+    "payments.view_reconciliationmismatch",  # migration 0010
 }
 MONEY_MOVING = {
     "payments.capture_payment",

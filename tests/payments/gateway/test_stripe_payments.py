@@ -230,3 +230,23 @@ def test_an_empty_idempotency_key_is_refused_before_anything_is_sent(gateway, st
         gateway.intent_cancel(intent_id="pi_x", idempotency_key="")
 
     assert stripe_sandbox.ledger()["requests_per_idempotency_key"] == {}
+
+
+def test_intents_and_refunds_are_listed_by_created_range_a_page_at_a_time(gateway, pay):
+    paid = [pay(amount=amount) for amount in (1000, 2000, 3000)]
+    refund = gateway.refund_create(
+        intent_id=paid[0].id, refund_id="re_x", payment_id="pay_x", amount=100, reason="", idempotency_key="k"
+    )
+    now = int(time.time())
+
+    first = gateway.intents_list_created(gte=now - 60, lt=now + 60, limit=2)
+    rest = gateway.intents_list_created(gte=now - 60, lt=now + 60, starting_after=first.intents[-1].id, limit=2)
+    later = gateway.intents_list_created(gte=now + 60, lt=now + 120)
+    refunds = gateway.refunds_list_created(gte=now - 60, lt=now + 60)
+
+    assert [i.id for i in first.intents + rest.intents] == [p.id for p in reversed(paid)]
+    assert (first.has_more, rest.has_more, later.intents) == (True, False, [])
+    assert first.intents[0].metadata["payment_id"].startswith("pay_")
+    (listed,) = refunds.refunds
+    assert (listed.id, listed.amount, listed.currency, listed.metadata["refund_id"]) == (refund.id, 100, "eur", "re_x")
+    assert listed.created >= now - 60
