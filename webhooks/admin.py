@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db.models import Count
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
 
 from config.admin import ReadOnlyMixin
+from config.dashboard import Figure, Panel, dashboard_panel_register
 from webhooks.models import WebhookEvent
 from webhooks.services import webhook_event_replay
 
@@ -45,3 +48,38 @@ class WebhookEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     def has_replay_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("webhooks.replay_webhookevent")
+
+
+def events_needing_a_person(request, now) -> list[Figure]:
+    """Parked events (their payment never turned up) and failed ones (a handler kept failing)."""
+    counts = dict(
+        WebhookEvent.objects.filter(status__in=[WebhookEvent.Status.PARKED, WebhookEvent.Status.FAILED])
+        .values_list("status")
+        .annotate(count=Count("id"))
+        .order_by()  # the webhook_event_unsettled partial index serves both statuses
+    )
+    changelist = reverse("admin:webhooks_webhookevent_changelist")
+    return [
+        Figure(
+            label=label,
+            value=str(counts.get(status, 0)),
+            url=f"{changelist}?status__exact={status}",
+            attention=counts.get(status, 0) > 0,
+        )
+        for label, status in (
+            ("Parked events", WebhookEvent.Status.PARKED),
+            ("Failed events", WebhookEvent.Status.FAILED),
+        )
+    ]
+
+
+dashboard_panel_register(
+    key="webhooks.needing_a_person",
+    panel=Panel(
+        title="Webhooks",
+        permission="webhooks.view_webhookevent",
+        figures=events_needing_a_person,
+        description="Events the system could not apply alone: read the last error, then replay or settle the payment.",
+        order=40,
+    ),
+)

@@ -63,7 +63,7 @@ def test_each_ops_group_finds_the_dashboard_from_the_admin_index_and_sees_every_
 
     assert f'href="{DASHBOARD}"' in index.content.decode()
     assert page.status_code == 200
-    for title in ("Payments created today", "Amount at risk", "Outbox", "Provider"):
+    for title in ("Payments created today", "Amount at risk", "Outbox", "Webhooks", "Provider"):
         assert f"<caption>{title}</caption>" in page.content.decode()
 
 
@@ -172,7 +172,7 @@ def test_the_dashboard_costs_the_same_few_queries_however_many_rows(login_as, dj
     client = login_as(PAYMENTS_ADMIN)
 
     # The session, the user, their permissions (two), then one query per panel; the breaker is Redis.
-    with django_assert_max_num_queries(9):
+    with django_assert_max_num_queries(10):
         client.get(DASHBOARD)
     before = dashboard_queries(client)
     for status in (S.PROCESSING, S.CAPTURE_REQUESTED, S.SUCCEEDED, S.FAILED):
@@ -195,6 +195,7 @@ def test_the_dashboards_own_queries_can_all_be_answered_from_indexes(login_as):
                 "outbox_outboxmessage",
                 "payments_jobrun",
                 "payments_reconciliationmismatch",
+                "webhooks_webhookevent",
             )
         )
     ]
@@ -207,6 +208,28 @@ def test_the_dashboards_own_queries_can_all_be_answered_from_indexes(login_as):
             cursor.execute(f"EXPLAIN {sql}")
             plans.append("\n".join(row[0] for row in cursor.fetchall()))
 
-    assert len(plans) == 5  # today, at risk, dead outbox rows, beat jobs, open mismatches
+    assert len(plans) == 6  # today, at risk, dead outbox rows, parked/failed webhook events, beat jobs, mismatches
     for plan in plans:
         assert "Seq Scan" not in plan, plan
+
+
+def test_parked_and_failed_webhook_events_are_counted_on_the_dashboard_with_links_to_them(login_as):
+    from webhooks.models import WebhookEvent
+
+    for n, status in enumerate([WebhookEvent.Status.PARKED, WebhookEvent.Status.PARKED, WebhookEvent.Status.FAILED]):
+        WebhookEvent.objects.create(
+            provider="stripe",
+            provider_event_id=f"evt_dash_{n}",
+            type="payment_intent.succeeded",
+            status=status,
+            payload={},
+            provider_created_at=timezone.now(),
+            received_at=timezone.now(),
+        )
+    client = login_as(OPS_READ_ONLY)
+
+    page = client.get(DASHBOARD).content.decode()
+
+    assert "Parked events" in page and "status__exact=PARKED" in page
+    parked = page[page.index("Parked events") :]
+    assert ">2<" in parked.replace(" ", "")[:400]

@@ -18,6 +18,7 @@ VIEW = {
     "outbox.view_outboxmessage",
     "payments.view_jobrun",  # migration 0007
     "payments.view_reconciliationmismatch",  # migration 0010
+    "webhooks.view_webhookevent",  # webhooks 0003
 }
 MONEY_MOVING = {
     "payments.capture_payment",
@@ -27,6 +28,7 @@ MONEY_MOVING = {
     "payments.sync_payment",
     "payments.resolve_payment",
     "outbox.retry_outboxmessage",
+    "webhooks.replay_webhookevent",  # webhooks 0003
 }
 
 
