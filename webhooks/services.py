@@ -25,6 +25,9 @@ from outbox.errors import GiveUp, RetryLater
 from outbox.services import outbox_message_enqueue
 from payments.gateway.base import NO_SECRET_CONFIGURED, PaymentGateway, ProviderError, WebhookSignatureInvalid
 from payments.gateway.stripe import PROVIDER, webhook_signature_verify
+from payments.models import Payment
+from payments.services.events import payment_event_create
+from payments.services.payments import Actor
 from webhooks import topics
 from webhooks.errors import WebhookEventNotOurs, WebhookEventNotYetKnown, WebhookRejected
 from webhooks.handlers import HANDLERS, NOT_OURS, UNHANDLED_TYPE, HandlerContext
@@ -262,12 +265,13 @@ def _observed(event: WebhookEvent) -> None:
     )
 
 
-def webhook_event_replay(*, webhook_event_id: int, now: datetime) -> WebhookEvent:
+def webhook_event_replay(*, webhook_event_id: int, now: datetime, actor: Actor | None = None) -> WebhookEvent:
     """
     Process an event again from the start, whatever its status (ops' replay, e.g. of a parked one).
 
     Its attempts start again from zero; its last error stays until the next attempt reports.
-    Handlers are safe to repeat, so replaying a processed event changes nothing that was right.
+    Handlers are safe to repeat, so replaying a processed event changes nothing that was right. With an
+    `actor` (an operator and a reason), the replay is on the timeline of the payment the event names.
 
     :raises WebhookEvent.DoesNotExist: if there is no such event
     """
@@ -281,5 +285,19 @@ def webhook_event_replay(*, webhook_event_id: int, now: datetime) -> WebhookEven
         outbox_message_enqueue(
             topic=topics.WEBHOOK_EVENT_RECEIVED, payload={"webhook_event_id": event.pk}, available_at=now
         )
+        payment = Payment.objects.filter(public_id=event.payment_public_id).first() if event.payment_public_id else None
+        if actor is not None and payment is not None:
+            replays = payment.events.filter(type="webhook.replayed", data__event_id=event.provider_event_id).count()
+            payment_event_create(
+                payment=payment,
+                type="webhook.replayed",
+                source=actor.source,
+                actor=actor.name,
+                reason=actor.reason,
+                idempotency_key=f"webhook_replayed:{event.provider_event_id}:{replays + 1}"[:255],
+                now=now,
+                from_status=payment.status,
+                data={"event_id": event.provider_event_id, "event_type": event.type},
+            )
     logger.info("webhook_event_replayed", webhook_event_id=event.pk, provider_event_id=event.provider_event_id)
     return event
