@@ -38,6 +38,7 @@ class Report:
     harness_faults: Counter = field(default_factory=Counter)
     sandbox_faults: Counter = field(default_factory=Counter)
     client: Counter = field(default_factory=Counter)
+    unexpected_exits: Counter = field(default_factory=Counter)
     drive_seconds: float = 0.0
     converge_seconds: float | None = None
     checkouts: list[Checkout] = field(default_factory=list)
@@ -66,6 +67,9 @@ class Report:
             ),
             "sandbox faults " + (", ".join(f"{k} {n}" for k, n in sorted(self.sandbox_faults.items())) or "none"),
             "harness faults " + (", ".join(f"{k} {n}" for k, n in sorted(self.harness_faults.items())) or "none"),
+            "exits         "
+            + (", ".join(f"{k} {n}" for k, n in sorted(self.unexpected_exits.items())) or "none")
+            + " (processes that died on their own and were started again)",
             "clients       " + ", ".join(f"{k} {n}" for k, n in sorted(self.client.items())),
             f"duplicates {by_kind['duplicate']}  lost {by_kind['lost']}  mismatches {by_kind['mismatch']}  "
             f"regressions {by_kind['regression']}  webhooks applied twice {by_kind['webhook_twice']}  "
@@ -116,11 +120,16 @@ class Saboteur:
             threading.Thread(target=self._fire, args=(fault,), daemon=True).start()
 
     def _fire(self, fault: HarnessFault) -> None:
+        with self.stack.sabotage:
+            self._break(fault)
+        self.fired[fault.kind] += 1
+
+    def _break(self, fault: HarnessFault) -> None:
         stack = self.stack
         _say(f"harness fault: {fault.kind}")
         if fault.kind == "kill_worker":
             worker = stack.workers[fault.target % len(stack.workers)]
-            worker.kill()
+            stack.kill_tree(worker)
             time.sleep(1)
             worker.start()
         elif fault.kind == "kill_relay":
@@ -135,7 +144,16 @@ class Saboteur:
             stack.broker.stop()
             time.sleep(fault.seconds)
             stack.broker.start()
-        self.fired[fault.kind] += 1
+
+    def supervise(self, exits: Counter) -> None:
+        """Start again what died on its own, as a supervisor would, and count it: such an exit is a finding."""
+        if self.stack.sabotage.acquire(blocking=False):
+            try:
+                for name in self.stack.restart_dead():
+                    _say(f"{name} exited on its own; started again")
+                    exits[name] += 1
+            finally:
+                self.stack.sabotage.release()
 
 
 def chaos_run(options: Options) -> Report:
@@ -158,9 +176,9 @@ def chaos_run(options: Options) -> Report:
         fired = _sandbox(stack, "GET", "faults")
         report.sandbox_faults.update({f["kind"]: f.get("fired", 0) for f in fired.get("faults", [])})
         _sandbox(stack, "DELETE", "faults")
-        restarted = stack.restart_dead()
-        if restarted:
-            _say(f"restarted after the drive: {', '.join(restarted)}")
+        for name in stack.restart_dead():
+            _say(f"{name} exited on its own; started again")
+            report.unexpected_exits[name] += 1
         report.converge_seconds = _converge(stack, options.converge_timeout)
         report.verdict = judge(database_url=stack.database_url, sandbox_url=stack.sandbox_url, checkouts=checkouts)
     finally:
@@ -196,6 +214,7 @@ def _drive(stack: ChaosStack, options: Options, plan: FaultPlan, checkouts: list
         futures = [pool.submit(play, checkout) for checkout in checkouts]
         while not all(f.done() for f in futures):
             time.sleep(5)
+            saboteur.supervise(report.unexpected_exits)
             _say(
                 f"{progress['done']}/{len(checkouts)} checkouts done, {progress['started']} started, "
                 f"{time.monotonic() - began:.0f}s; faults by the harness: {dict(report.harness_faults)}"

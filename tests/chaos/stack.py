@@ -8,12 +8,14 @@ never by a name.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -50,7 +52,7 @@ RUN_SETTINGS = {
     "LOG_LEVEL": "INFO",
     "PYTHONUNBUFFERED": "1",
 }
-WORKERS = 2
+WORKERS = 2  # each the production image's worker: prefork, concurrency 4 (docker-compose.yml)
 
 
 class ChaosStack:
@@ -111,7 +113,7 @@ class ChaosStack:
             Process(
                 f"worker{n}",
                 [
-                    python, "-m", "celery", "-A", "config", "worker", "--pool", "threads", "--concurrency", "8",
+                    python, "-m", "celery", "-A", "config", "worker", "--pool", "prefork", "--concurrency", "4",
                     "--without-gossip", "--without-mingle", "--loglevel", "INFO", "-n", f"chaos{n}-{seed}@%h",
                 ],
                 self.env,
@@ -130,6 +132,8 @@ class ChaosStack:
             self.log_dir,
         )  # fmt: skip
         self.api_key = ""
+        # Held while the harness has a process down on purpose, so the supervisor does not race it.
+        self.sabotage = threading.Lock()
 
     def _python(self, code: str) -> str:
         out = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True, text=True, check=True)
@@ -178,15 +182,39 @@ class ChaosStack:
                 restarted.append(process.name)
         return restarted
 
+    def kill_tree(self, process: Process) -> None:
+        """SIGKILL a process and its children at once, as a lost container or node would go."""
+        try:
+            children = psutil.Process(process.popen.pid).children(recursive=True)
+        except (psutil.NoSuchProcess, AttributeError):
+            children = []
+        process.kill()
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+
     def gunicorn_workers(self) -> list[psutil.Process]:
         try:
             return psutil.Process(self.web.popen.pid).children()
         except psutil.NoSuchProcess:
             return []
 
+    def _stop_worker(self, process: Process) -> None:
+        try:
+            children = psutil.Process(process.popen.pid).children(recursive=True)
+        except (psutil.NoSuchProcess, AttributeError):
+            children = []
+        process.stop(timeout=15)
+        for child in children:  # a pool child left behind by a warm shutdown cut short
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+
     def stop(self) -> None:
         for process in [*reversed(self.app_processes), self.sandbox, self.broker, self.redis]:
-            process.stop(timeout=10)
+            if process in self.workers:
+                self._stop_worker(process)
+            else:
+                process.stop(timeout=10)
         self.postgres.stop(sig=signal.SIGTERM, timeout=40)
         if not self.keep:
             time.sleep(0.2)
