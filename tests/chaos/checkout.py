@@ -86,7 +86,7 @@ class Client:
                 response = self.session.post(
                     f"{self.base_url}{path}", json=body, headers={"Idempotency-Key": key}, timeout=timeout
                 )
-            except (requests.Timeout, requests.ConnectionError):
+            except requests.RequestException:  # a timeout, a reset, a response cut off by a killed worker
                 self.stats["client_retries_same_key"] += 1
                 timeout = CLIENT_TIMEOUT_SECONDS
                 time.sleep(min(0.1 * 2**attempt, 2))
@@ -104,7 +104,7 @@ class Client:
         for attempt in range(MAX_TRIES):
             try:
                 response = self.session.get(f"{self.base_url}{path}", timeout=CLIENT_TIMEOUT_SECONDS)
-            except (requests.Timeout, requests.ConnectionError):
+            except requests.RequestException:
                 time.sleep(min(0.1 * 2**attempt, 2))
                 continue
             if response.status_code == 200:
@@ -169,7 +169,7 @@ def run_checkout(client: Client, checkout: Checkout, *, seed: int, wait_seconds:
         # The first try's answer never reached the checkout, which starts over with a new key.
         key = str(uuid.uuid4())
         checkout.keys[key] = ""
-        with contextlib.suppress(requests.Timeout, requests.ConnectionError):
+        with contextlib.suppress(requests.RequestException):
             client.session.post(
                 f"{client.base_url}/api/v1/payments",
                 json=body,

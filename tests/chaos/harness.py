@@ -79,6 +79,11 @@ class Report:
             + (f"in {self.converge_seconds:.0f}s" if self.converge_seconds is not None else "NEVER (timed out)")
             + f", provider POSTs per payment {v.figures['provider POSTs'] / max(payments, 1):.2f}",
         ]
+        for checkout in self.checkouts:
+            if any(note.startswith("checkout crashed") for note in checkout.notes):
+                lines.append(
+                    f"checkout {checkout.index} ({checkout.scenario}) {checkout.payment_ids}: {checkout.notes}"
+                )
         for violation in self.verdict.violations[:25]:
             lines.append(f"VIOLATION {violation.kind} {violation.payment}: {violation.detail}")
             for entry in self.verdict.timelines.get(violation.payment, []):
@@ -203,6 +208,7 @@ def _drive(stack: ChaosStack, options: Options, plan: FaultPlan, checkouts: list
             run_checkout(local.client, checkout, seed=options.seed, wait_seconds=options.wait_seconds)
         except Exception as exc:  # a checkout that crashed is reported, the run goes on
             checkout.notes.append(f"checkout crashed: {exc!r}")
+            checkout.customer_left = True  # the client is gone: what it left waiting is not lost
             report.client["checkouts_crashed"] += 1
         with lock:
             progress["done"] += 1
