@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format install bench clean
+.PHONY: run test lint format install bench chaos clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ test: lint
 
 bench: $(STAMP)
 	$(PY) -m config.devstack exec -- $(PY) bench/run.py
+
+# The seeded chaos run (issue 12): its own stack on free ports, 2 000 payments by default.
+# make chaos CHAOS_ARGS="--payments 10000 --seed 7"
+CHAOS_ARGS ?=
+chaos: $(STAMP)
+	$(PY) -m tests.chaos.run $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

