@@ -214,3 +214,24 @@ def test_a_flood_of_forged_posts_is_refused_stores_nothing_and_logs_a_few_lines(
     warnings = [record for record in caplog.records if record.levelno >= logging.WARNING]
     assert len(warnings) == 1  # rate-limited: one line per reason per interval (Django's own is off)
     assert "webhook_rejected" in warnings[0].getMessage() and "0000000000" not in warnings[0].getMessage()
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        lambda: f"t={int(time.time())},v1=\u00e9",  # latin-1 bytes on the wire: hmac.compare_digest refuses non-ASCII
+        lambda: f"t={int(time.time())},v1=\u00e2\u009c\u0093",  # a UTF-8 "✓" as WSGI hands it over
+        lambda: "t=" + "9" * 5000 + ",v1=abc",  # past int()'s 4300-digit limit
+    ],
+    ids=["non-ascii-signature", "utf8-signature", "timestamp-too-long"],
+)
+def test_a_forged_signature_header_that_the_sdk_cannot_compare_is_a_400_not_a_500(header):
+    client = Client(raise_request_exception=False)
+    body = body_of(succeeded())
+    before = intake("rejected", "signature_malformed")
+
+    response = post(client, body, header=header())
+
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "signature_malformed")
+    assert nothing_stored()
+    assert intake("rejected", "signature_malformed") - before == 1
