@@ -120,6 +120,25 @@ def webhook_payload_redact(event: dict) -> dict:
     return kept
 
 
+def storable(text: str) -> bool:
+    """Whether PostgreSQL can store the text: no NUL (text and jsonb refuse it) and no lone
+    surrogate (JSON's \\ud800 escape reads as one in Python; it cannot be encoded as UTF-8)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _text(text: str) -> str:
+    """The text with what PostgreSQL cannot store replaced by U+FFFD, so the event is kept, not refused."""
+    if storable(text):
+        return text
+    return "".join("\ufffd" if char == "\x00" or "\ud800" <= char <= "\udfff" else char for char in text)
+
+
 def _keep(value: dict, spec: dict) -> dict:
     kept = {}
     for key, rule in spec.items():
@@ -129,7 +148,9 @@ def _keep(value: dict, spec: dict) -> dict:
         if rule is METADATA:
             kept[key] = _metadata(item)
         elif rule is SCALAR:
-            if item is None or isinstance(item, (str, int, float, bool)):
+            if isinstance(item, str):
+                kept[key] = _text(item)
+            elif item is None or isinstance(item, (int, float, bool)):
                 kept[key] = item
         elif isinstance(item, dict):
             kept[key] = _keep(item, rule)
@@ -142,6 +163,6 @@ def _metadata(metadata: Any) -> dict:
     if not isinstance(metadata, dict):
         return {}
     return {
-        str(key): value if key in OUR_METADATA_KEYS and isinstance(value, str) else REDACTED
+        _text(str(key)): _text(value) if key in OUR_METADATA_KEYS and isinstance(value, str) else REDACTED
         for key, value in metadata.items()
     }
