@@ -464,3 +464,35 @@ def test_a_dispute_for_no_payment_of_ours_is_parked_for_ops(client, gateway, gua
 
     assert stored(evt).status == "PARKED"
     assert "dispute dp_1" in stored(evt).last_error
+
+
+# --- another integration on the same Stripe account ---------------------------------------------------
+# `payment_id` and `refund_id` are common metadata keys: a shop plugin or another service sharing the
+# account writes its own ids under them. Only ids in our shape (pay_/re_ + a ULID) can be ours.
+def test_an_intent_whose_payment_id_is_not_in_our_shape_is_not_ours_and_is_neither_retried_nor_parked(
+    client, gateway, guards
+):
+    obj = intent_object("pi_plugin", "succeeded", payment_id=None, metadata={"payment_id": "jane.doe@example.com"})
+    evt = event("payment_intent.succeeded", obj)
+    deliver(client, evt)
+
+    assert process_pending(gateway=gateway, guards=guards) == ["done"]
+
+    row = stored(evt)
+    assert (row.status, row.outcome, row.attempts, row.last_error) == ("IGNORED", "not_ours", 1, "")
+
+
+def test_a_refund_whose_refund_id_is_not_in_our_shape_on_a_payment_of_ours_is_flagged_as_made_elsewhere(
+    client, gateway, guards
+):
+    payment = bound(S.SUCCEEDED)
+    gateway.script(
+        "refund_retrieve", RefundResult(id="re_plugin", status="succeeded", amount=700, payment_intent="pi_1")
+    )
+    evt = event("refund.created", refund_object(None, "succeeded", id="re_plugin", metadata={"refund_id": "R-1001"}))
+    deliver(client, evt)
+
+    assert process_pending(gateway=gateway, guards=guards) == ["done"]
+
+    assert (stored(evt).status, stored(evt).outcome) == ("PROCESSED", "flagged")
+    assert Payment.objects.get(pk=payment.pk).flag_reason == "refund_outside_system"
