@@ -12,9 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from payments.models.base import public_id_well_formed
+
 REDACTED = "[redacted]"
-# Metadata keys whose values we wrote ourselves (payments/gateway/stripe.py) and the handlers read.
-OUR_METADATA_KEYS = frozenset({"payment_id", "refund_id"})
+# Metadata keys whose values we wrote ourselves (payments/gateway/stripe.py) and the handlers read,
+# with the prefix of our ids: another integration on the same account may use the same common keys
+# for its own values (an order number, an e-mail), which are kept no more than any other value.
+OUR_METADATA_KEYS = {"payment_id": "pay", "refund_id": "re"}
 METADATA = object()  # a spec value: keep the keys, redact every value not in OUR_METADATA_KEYS
 SCALAR = object()  # a spec value: keep the value if it is a string, number, boolean or null
 
@@ -163,6 +167,8 @@ def _metadata(metadata: Any) -> dict:
     if not isinstance(metadata, dict):
         return {}
     return {
-        _text(str(key)): _text(value) if key in OUR_METADATA_KEYS and isinstance(value, str) else REDACTED
+        _text(str(key)): value
+        if key in OUR_METADATA_KEYS and public_id_well_formed(value, prefix=OUR_METADATA_KEYS[key])
+        else REDACTED
         for key, value in metadata.items()
     }

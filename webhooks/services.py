@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import re
 from datetime import UTC, datetime
 
 import structlog
@@ -26,6 +25,7 @@ from outbox.errors import GiveUp, RetryLater
 from outbox.services import outbox_message_enqueue
 from payments.gateway.base import NO_SECRET_CONFIGURED, PaymentGateway, ProviderError, WebhookSignatureInvalid
 from payments.gateway.stripe import PROVIDER, webhook_signature_verify
+from payments.models.base import public_id_well_formed
 from webhooks import topics
 from webhooks.errors import WebhookEventNotOurs, WebhookEventNotYetKnown, WebhookRejected
 from webhooks.handlers import HANDLERS, NOT_OURS, UNHANDLED_TYPE, HandlerContext
@@ -35,7 +35,6 @@ from webhooks.redaction import storable, webhook_payload_redact
 logger = structlog.get_logger(__name__)
 PAYLOAD_INVALID = "payload_invalid"  # signed, but not a JSON event with an id and a type
 LAST_ERROR_MAX_LENGTH = 500  # the gist for ops, not a stack trace
-_PAYMENT_ID = re.compile(r"pay_[0-9A-HJKMNP-TV-Z]{26}")
 _EVENT_ID_MAX_LENGTH = WebhookEvent._meta.get_field("provider_event_id").max_length
 _TYPE_MAX_LENGTH = WebhookEvent._meta.get_field("type").max_length
 
@@ -123,7 +122,7 @@ def webhook_event_record(
         "type": event["type"],
         "object_type": _text(obj.get("object"), "object_type"),
         "object_id": _text(obj.get("id"), "object_id"),
-        "payment_public_id": payment_id if isinstance(payment_id, str) and _PAYMENT_ID.fullmatch(payment_id) else "",
+        "payment_public_id": payment_id if public_id_well_formed(payment_id, prefix="pay") else "",
         "provider_created_at": _created_at(event.get("created"), now),
         "api_version": _text(event.get("api_version"), "api_version"),
         "livemode": event.get("livemode") is True,
