@@ -186,7 +186,7 @@ def test_janitor_looks_at_no_more_than_its_batch_size_per_run(gateway, guards, s
 
 @pytest.mark.django_db(transaction=True)
 def test_two_janitor_runs_at_once_ask_the_provider_once_per_payment_and_write_each_entry_once(gateway, guards):
-    payments = [stuck(payment_with_status(S.PROCESSING), for_=timedelta(minutes=11)) for _ in range(6)]
+    payments = [stuck(payment_with_status(S.PROCESSING, amount=2000), for_=timedelta(minutes=11)) for _ in range(6)]
     gateway.script("intent_find", *(intent("succeeded", id=f"pi_{n}") for n in range(6)))
     now = timezone.now()
     barrier = threading.Barrier(2)
