@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 from django.db.models import QuerySet
 
 from payments.errors import PaymentNotFound, RefundNotFound
 from payments.models import ApiClient, Payment, Refund
+from payments.models.base import public_id_well_formed
+
 
 # `<prefix>_` + a ULID in Crockford base32: anything else cannot exist, so it is not even looked up
 # (and a NUL byte in a URL never reaches PostgreSQL, which would refuse it).
-_PUBLIC_ID = re.compile(r"^(pay|re)_[0-9A-HJKMNP-TV-Z]{26}$")
-
-
 def _well_formed(public_id: str, prefix: str) -> bool:
-    return bool(_PUBLIC_ID.match(public_id)) and public_id.startswith(f"{prefix}_")
+    return public_id_well_formed(public_id, prefix=prefix)
 
 
 # Public statuses that cover several internal ones (see Payment.PUBLIC_STATUS).

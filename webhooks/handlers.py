@@ -26,6 +26,7 @@ from django.conf import settings
 from payments.gateway import stripe as provider
 from payments.gateway.base import IntentResult, PaymentGateway, RefundResult
 from payments.models import Payment, PaymentEvent, Refund
+from payments.models.base import public_id_well_formed
 from payments.selectors import payment_find, refund_find, refund_ids_pending_at_provider
 from payments.services.dispatch import provider_call
 from payments.services.flags import payment_flag
@@ -127,7 +128,9 @@ def _payment_for_intent(context: HandlerContext, *, intent_id: str, metadata: di
         context.payment_id = payment.public_id
         return payment, True
     payment_id = metadata.get("payment_id")
-    if not isinstance(payment_id, str) or not payment_id:
+    if not public_id_well_formed(payment_id, prefix="pay"):
+        # Absent, or another integration's id under the same common key: never one of ours, so
+        # neither retried nor parked (and its value, maybe personal, goes in no error or log line).
         raise WebhookEventNotOurs(f"intent {intent_id or '(none)'} carries no payment_id of ours")
     payment = payment_find(payment_id=payment_id)
     if payment is None:
@@ -189,7 +192,7 @@ def handle_refund(context: HandlerContext) -> str:
     bound = refund is not None
     if refund is None:
         refund_id = context.metadata.get("refund_id")
-        if not isinstance(refund_id, str) or not refund_id:
+        if not public_id_well_formed(refund_id, prefix="re"):  # none, or another integration's
             return _refund_outside_system(context, provider_refund_id=provider_refund_id)
         refund = refund_find(refund_id=refund_id)
         if refund is None:

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from payments.models.base import public_id_well_formed
+
 REDACTED = "[redacted]"
-# Metadata keys whose values we wrote ourselves (payments/gateway/stripe.py) and the handlers read.
-OUR_METADATA_KEYS = frozenset({"payment_id", "refund_id"})
+# Metadata keys whose values we wrote ourselves (payments/gateway/stripe.py) and the handlers read,
+# with the prefix of our ids: another integration on the same account may use the same common keys
+# for its own values (an order number, an e-mail), which are kept no more than any other value.
+OUR_METADATA_KEYS = {"payment_id": "pay", "refund_id": "re"}
 METADATA = object()  # a spec value: keep the keys, redact every value not in OUR_METADATA_KEYS
 SCALAR = object()  # a spec value: keep the value if it is a string, number, boolean or null
 
@@ -120,6 +124,25 @@ def webhook_payload_redact(event: dict) -> dict:
     return kept
 
 
+def storable(text: str) -> bool:
+    """Whether PostgreSQL can store the text: no NUL (text and jsonb refuse it) and no lone
+    surrogate (JSON's \\ud800 escape reads as one in Python; it cannot be encoded as UTF-8)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _text(text: str) -> str:
+    """The text with what PostgreSQL cannot store replaced by U+FFFD, so the event is kept, not refused."""
+    if storable(text):
+        return text
+    return "".join("\ufffd" if char == "\x00" or "\ud800" <= char <= "\udfff" else char for char in text)
+
+
 def _keep(value: dict, spec: dict) -> dict:
     kept = {}
     for key, rule in spec.items():
@@ -129,7 +152,9 @@ def _keep(value: dict, spec: dict) -> dict:
         if rule is METADATA:
             kept[key] = _metadata(item)
         elif rule is SCALAR:
-            if item is None or isinstance(item, (str, int, float, bool)):
+            if isinstance(item, str):
+                kept[key] = _text(item)
+            elif item is None or isinstance(item, (int, float, bool)):
                 kept[key] = item
         elif isinstance(item, dict):
             kept[key] = _keep(item, rule)
@@ -142,6 +167,8 @@ def _metadata(metadata: Any) -> dict:
     if not isinstance(metadata, dict):
         return {}
     return {
-        str(key): value if key in OUR_METADATA_KEYS and isinstance(value, str) else REDACTED
+        _text(str(key)): value
+        if key in OUR_METADATA_KEYS and public_id_well_formed(value, prefix=OUR_METADATA_KEYS[key])
+        else REDACTED
         for key, value in metadata.items()
     }

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
-import re
+import math
 from datetime import UTC, datetime
 
 import structlog
@@ -26,18 +26,18 @@ from outbox.services import outbox_message_enqueue
 from payments.gateway.base import NO_SECRET_CONFIGURED, PaymentGateway, ProviderError, WebhookSignatureInvalid
 from payments.gateway.stripe import PROVIDER, webhook_signature_verify
 from payments.models import Payment
+from payments.models.base import public_id_well_formed
 from payments.services.events import payment_event_create
 from payments.services.payments import Actor
 from webhooks import topics
 from webhooks.errors import WebhookEventNotOurs, WebhookEventNotYetKnown, WebhookRejected
 from webhooks.handlers import HANDLERS, NOT_OURS, UNHANDLED_TYPE, HandlerContext
 from webhooks.models import SETTLED, WebhookEvent
-from webhooks.redaction import webhook_payload_redact
+from webhooks.redaction import storable, webhook_payload_redact
 
 logger = structlog.get_logger(__name__)
 PAYLOAD_INVALID = "payload_invalid"  # signed, but not a JSON event with an id and a type
 LAST_ERROR_MAX_LENGTH = 500  # the gist for ops, not a stack trace
-_PAYMENT_ID = re.compile(r"pay_[0-9A-HJKMNP-TV-Z]{26}")
 _EVENT_ID_MAX_LENGTH = WebhookEvent._meta.get_field("provider_event_id").max_length
 _TYPE_MAX_LENGTH = WebhookEvent._meta.get_field("type").max_length
 
@@ -67,12 +67,25 @@ def webhook_event_receive(*, payload: bytes, signature: str | None, now: datetim
         status = 503 if exc.reason == NO_SECRET_CONFIGURED else 400
         raise WebhookRejected(exc.message, code=exc.reason, http_status=status) from None
     try:
-        event = json.loads(payload)
-    except ValueError:
+        event = json.loads(payload, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         raise WebhookRejected("the signed body is not JSON", code=PAYLOAD_INVALID) from None
     if not _is_event(event):
         raise WebhookRejected("the signed body is not an event with an id and a type", code=PAYLOAD_INVALID)
     return event, webhook_event_record(provider=PROVIDER, event=event, now=now)
+
+
+# Python's json reads NaN, Infinity and -Infinity, and 1e400 as inf: none is JSON (RFC 8259), and
+# PostgreSQL's jsonb refuses them, so an event holding one could only fail at the INSERT, as a 500.
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is out of range")
+    return value
 
 
 def _is_event(event: object) -> bool:
@@ -80,8 +93,10 @@ def _is_event(event: object) -> bool:
         isinstance(event, dict)
         and isinstance(event.get("id"), str)
         and 0 < len(event["id"]) <= _EVENT_ID_MAX_LENGTH
+        and storable(event["id"])
         and isinstance(event.get("type"), str)
         and 0 < len(event["type"]) <= _TYPE_MAX_LENGTH
+        and storable(event["type"])
     )
 
 
@@ -110,7 +125,7 @@ def webhook_event_record(
         "type": event["type"],
         "object_type": _text(obj.get("object"), "object_type"),
         "object_id": _text(obj.get("id"), "object_id"),
-        "payment_public_id": payment_id if isinstance(payment_id, str) and _PAYMENT_ID.fullmatch(payment_id) else "",
+        "payment_public_id": payment_id if public_id_well_formed(payment_id, prefix="pay") else "",
         "provider_created_at": _created_at(event.get("created"), now),
         "api_version": _text(event.get("api_version"), "api_version"),
         "livemode": event.get("livemode") is True,
@@ -149,9 +164,10 @@ def _prepare(name: str, value: object) -> object:
 
 
 def _text(value: object, field_name: str) -> str:
-    """A short string field from the event: anything else (a number, an object, too long) is left empty."""
+    """A short string field from the event: anything else (a number, an object, too long, text
+    PostgreSQL cannot store) is left empty."""
     limit = WebhookEvent._meta.get_field(field_name).max_length
-    return value if isinstance(value, str) and len(value) <= limit else ""
+    return value if isinstance(value, str) and len(value) <= limit and storable(value) else ""
 
 
 def _created_at(created: object, now: datetime) -> datetime:

@@ -464,6 +464,9 @@ EVENT_CHARGE_DISPUTE_CREATED = "charge.dispute.created"
 # is refused as a replay. Used when STRIPE_WEBHOOK_TOLERANCE_SECONDS is unset.
 DEFAULT_WEBHOOK_TOLERANCE_SECONDS = stripe.Webhook.DEFAULT_TOLERANCE
 _SIGNATURE_SCHEME = stripe.WebhookSignature.EXPECTED_SCHEME  # "v1"
+# Unix seconds have 10 digits until the year 2286. A longer t= is junk, and past 4300 digits int()
+# itself raises: refused as malformed before anything converts it.
+_TIMESTAMP_MAX_DIGITS = 12
 
 
 def webhook_signature_verify(
@@ -506,12 +509,21 @@ def webhook_signature_verify(
 def _signature_timestamp(header: str) -> int:
     """The header's t= value, if it also carries a v1 signature (the shape only; verifying is the SDK's).
 
+    Stripe's header is ASCII (digits, hex signatures): anything else is refused here, because the
+    SDK compares signatures with `hmac.compare_digest`, which raises TypeError on a non-ASCII str.
+
     :raises WebhookSignatureInvalid: if the header is not `t=<digits>,v1=<signature>[,…]`
     """
     pairs = [item.partition("=") for item in header.split(",")]
     timestamps = [value for key, _, value in pairs if key.strip() == "t"]
     signatures = [value for key, _, value in pairs if key.strip() == _SIGNATURE_SCHEME and value]
-    if len(timestamps) != 1 or not timestamps[0].isascii() or not timestamps[0].isdigit() or not signatures:
+    if (
+        not header.isascii()
+        or len(timestamps) != 1
+        or not timestamps[0].isdigit()
+        or len(timestamps[0]) > _TIMESTAMP_MAX_DIGITS
+        or not signatures
+    ):
         raise WebhookSignatureInvalid(
             f"the Stripe-Signature header is not t=<timestamp>,{_SIGNATURE_SCHEME}=<signature>",
             reason=SIGNATURE_MALFORMED,

@@ -1,5 +1,10 @@
+import re
+
 from django.db import models
 from ulid import ULID
+
+# A ULID in Crockford's base32, as `public_id` writes it: anything else was never an id of ours.
+_ULID = r"[0-9A-HJKMNP-TV-Z]{26}"
 
 
 class BaseModel(models.Model):
@@ -15,6 +20,11 @@ class BaseModel(models.Model):
 def public_id(prefix: str) -> str:
     """Return `<prefix>_<ULID>`: unique, sortable by creation time, never the database integer."""
     return f"{prefix}_{ULID()}"
+
+
+def public_id_well_formed(value: object, *, prefix: str) -> bool:
+    """Whether `value` has the shape of an id `public_id(prefix)` writes (it may still name no row)."""
+    return isinstance(value, str) and re.fullmatch(f"{re.escape(prefix)}_{_ULID}", value) is not None
 
 
 def new_payment_id() -> str:

@@ -100,7 +100,8 @@ class IntentReconciled:
     payment: Payment
     changed: bool  # a status or an amount moved (a status change also wrote a timeline entry)
     # The snapshot contradicts what we hold and forward-only cannot explain it: another intent for
-    # this payment, or a final outcome other than ours (e.g. succeeded at the provider, canceled here).
+    # this payment, a final outcome other than ours (e.g. succeeded at the provider, canceled here),
+    # or more money received or held than our amount.
     # Nothing was applied; the caller asks the provider for its current truth, then flags it for ops.
     conflict: bool = False
 
@@ -171,6 +172,20 @@ def payment_reconcile_intent(
             changed.append("amount_capturable")
         if not moved and not changed:
             return IntentReconciled(payment=payment, changed=False)
+        if payment.amount_received > payment.amount or payment.amount_capturable > payment.amount:
+            # The provider took or holds more than our amount: the intent was changed outside the
+            # system (its amount updated, an incremental authorization, an overcapture). Saving would
+            # break our CHECK constraints, on every retry, with the whole row (description, customer
+            # reference, metadata) in PostgreSQL's error; it is a contradiction for ops instead.
+            logger.error(
+                "payment %s: intent %s reports %s received and %s capturable, more than its amount %s",
+                payment.public_id,
+                intent.id,
+                intent.amount_received,
+                intent.amount_capturable,
+                payment.amount,
+            )
+            return IntentReconciled(payment=Payment.objects.get(pk=payment.pk), changed=False, conflict=True)
         payment.save()
         if moved:
             payment_event_create(

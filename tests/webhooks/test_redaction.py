@@ -110,7 +110,11 @@ def test_a_refund_keeps_what_its_handler_reads():
 
     read, expected = refund_result_from_object(kept), refund_result_from_object(refund)
     assert replace(read, metadata={}) == replace(expected, metadata={})
-    assert kept["metadata"] == {"refund_id": "re_01J0000000000000000000000A", "payment_id": "pay_x", "reason": REDACTED}
+    assert kept["metadata"] == {
+        "refund_id": "re_01J0000000000000000000000A",
+        "payment_id": REDACTED,
+        "reason": REDACTED,
+    }
     assert "description" not in kept
 
 
@@ -128,3 +132,12 @@ def test_the_stored_row_holds_the_redacted_payload(client):
     stored = json.dumps(WebhookEvent.objects.get().payload)
 
     assert [value for value in PERSONAL if value in stored] == []
+
+
+def test_a_value_under_our_metadata_keys_is_kept_only_when_it_is_one_of_our_ids():
+    obj = full_intent()
+    obj["metadata"] = {"payment_id": "jane.doe@example.com", "refund_id": "Gift wrap, ring the bell"}
+
+    kept = webhook_payload_redact(event("payment_intent.succeeded", obj))["data"]["object"]
+
+    assert kept["metadata"] == {"payment_id": REDACTED, "refund_id": REDACTED}

@@ -214,3 +214,94 @@ def test_a_flood_of_forged_posts_is_refused_stores_nothing_and_logs_a_few_lines(
     warnings = [record for record in caplog.records if record.levelno >= logging.WARNING]
     assert len(warnings) == 1  # rate-limited: one line per reason per interval (Django's own is off)
     assert "webhook_rejected" in warnings[0].getMessage() and "0000000000" not in warnings[0].getMessage()
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        lambda: f"t={int(time.time())},v1=\u00e9",  # latin-1 bytes on the wire: hmac.compare_digest refuses non-ASCII
+        lambda: f"t={int(time.time())},v1=\u00e2\u009c\u0093",  # a UTF-8 "✓" as WSGI hands it over
+        lambda: "t=" + "9" * 5000 + ",v1=abc",  # past int()'s 4300-digit limit
+    ],
+    ids=["non-ascii-signature", "utf8-signature", "timestamp-too-long"],
+)
+def test_a_forged_signature_header_that_the_sdk_cannot_compare_is_a_400_not_a_500(header):
+    client = Client(raise_request_exception=False)
+    body = body_of(succeeded())
+    before = intake("rejected", "signature_malformed")
+
+    response = post(client, body, header=header())
+
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "signature_malformed")
+    assert nothing_stored()
+    assert intake("rejected", "signature_malformed") - before == 1
+
+
+def signed_text(evt: dict, *replacements: tuple[str, str]) -> bytes:
+    """The event as Stripe would lay it out, with raw JSON tokens put in place (json.dumps would escape them)."""
+    text = json.dumps(evt, indent=2)
+    for old, new in replacements:
+        assert old in text
+        text = text.replace(old, new)
+    return text.encode()
+
+
+@pytest.mark.parametrize(
+    "token", ["NaN", "Infinity", "-Infinity", "1e400"], ids=["nan", "infinity", "minus-infinity", "overflowing-float"]
+)
+def test_a_signed_body_with_a_number_json_does_not_allow_is_a_400_not_a_500(token):
+    client = Client(raise_request_exception=False)
+    body = signed_text(succeeded(), ('"amount": 2000', f'"amount": {token}'))
+
+    response = post(client, body)
+
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "payload_invalid")
+    assert nothing_stored()
+
+
+def test_a_signed_body_nested_deeper_than_the_parser_goes_is_a_400_not_a_500():
+    client = Client(raise_request_exception=False)
+    body = signed_text(succeeded(), ('"pending_webhooks": 1', '"pending_webhooks": ' + "[" * 100_000 + "]" * 100_000))
+
+    response = post(client, body)
+
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "payload_invalid")
+    assert nothing_stored()
+
+
+@pytest.mark.parametrize("field", ["id", "type"])
+@pytest.mark.parametrize("bad", ["\\u0000", "\\ud800"], ids=["nul", "lone-surrogate"])
+def test_a_signed_event_whose_id_or_type_postgresql_cannot_store_is_a_400_not_a_500(field, bad):
+    client = Client(raise_request_exception=False)
+    evt = succeeded(id="evt_unstorable")
+    body = signed_text(evt, (f'"{field}": "{evt[field]}"', f'"{field}": "{evt[field]}{bad}"'))
+
+    response = post(client, body)
+
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "payload_invalid")
+    assert nothing_stored()
+
+
+@pytest.mark.parametrize("bad", ["\\u0000", "\\ud800"], ids=["nul", "lone-surrogate"])
+def test_a_signed_event_with_text_postgresql_cannot_store_elsewhere_is_stored_with_it_replaced(bad):
+    client = Client(raise_request_exception=False)
+    obj = intent_object("pi_1", "requires_payment_method", payment_id=None, metadata={"note": "x"})
+    obj["last_payment_error"] = {"code": "card_declined", "message": "Declined."}
+    evt = event("payment_intent.payment_failed", obj)
+    body = signed_text(
+        evt,
+        ('"message": "Declined."', f'"message": "Declined.{bad}"'),
+        ('"note": "x"', f'"note{bad}": "x"'),
+        ('"id": "pi_1"', f'"id": "pi_1{bad}"'),
+    )
+
+    response = post(client, body)
+
+    assert response.status_code == 200
+    stored = WebhookEvent.objects.get()
+    obj = stored.payload["data"]["object"]
+    assert obj["last_payment_error"]["message"] == "Declined.\ufffd"
+    assert obj["metadata"] == {"note\ufffd": "[redacted]"}
+    assert obj["id"] == "pi_1\ufffd"
+    assert (stored.object_type, stored.object_id) == ("payment_intent", "")  # no column holds what it cannot store
+    assert OutboxMessage.objects.count() == 1

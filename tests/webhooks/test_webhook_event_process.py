@@ -464,3 +464,73 @@ def test_a_dispute_for_no_payment_of_ours_is_parked_for_ops(client, gateway, gua
 
     assert stored(evt).status == "PARKED"
     assert "dispute dp_1" in stored(evt).last_error
+
+
+# --- another integration on the same Stripe account ---------------------------------------------------
+# `payment_id` and `refund_id` are common metadata keys: a shop plugin or another service sharing the
+# account writes its own ids under them. Only ids in our shape (pay_/re_ + a ULID) can be ours.
+def test_an_intent_whose_payment_id_is_not_in_our_shape_is_not_ours_and_is_neither_retried_nor_parked(
+    client, gateway, guards
+):
+    obj = intent_object("pi_plugin", "succeeded", payment_id=None, metadata={"payment_id": "jane.doe@example.com"})
+    evt = event("payment_intent.succeeded", obj)
+    deliver(client, evt)
+
+    assert process_pending(gateway=gateway, guards=guards) == ["done"]
+
+    row = stored(evt)
+    assert (row.status, row.outcome, row.attempts, row.last_error) == ("IGNORED", "not_ours", 1, "")
+
+
+def test_a_refund_whose_refund_id_is_not_in_our_shape_on_a_payment_of_ours_is_flagged_as_made_elsewhere(
+    client, gateway, guards
+):
+    payment = bound(S.SUCCEEDED)
+    gateway.script(
+        "refund_retrieve", RefundResult(id="re_plugin", status="succeeded", amount=700, payment_intent="pi_1")
+    )
+    evt = event("refund.created", refund_object(None, "succeeded", id="re_plugin", metadata={"refund_id": "R-1001"}))
+    deliver(client, evt)
+
+    assert process_pending(gateway=gateway, guards=guards) == ["done"]
+
+    assert (stored(evt).status, stored(evt).outcome) == ("PROCESSED", "flagged")
+    assert Payment.objects.get(pk=payment.pk).flag_reason == "refund_outside_system"
+
+
+# --- provider amounts beyond ours ------------------------------------------------------------------------
+# Our intents carry our amount; more at the provider (an amount changed there, an incremental
+# authorization or overcapture made outside the system) breaks our CHECK constraints if written.
+# PostgreSQL's "Failing row contains (...)" then carried the payment's description, customer
+# reference and metadata into last_error and the logs, and the event failed on every retry.
+CAPTURABLE_UPDATED = "payment_intent.amount_capturable_updated"
+PRIVATE = {"description": "Ring Jane Doe", "customer_reference": "jane.doe@example.com", "metadata": {"k": "Jane"}}
+
+
+@pytest.mark.parametrize(
+    ("type", "start", "provider_status", "amounts"),
+    [
+        (CAPTURABLE_UPDATED, S.REQUIRES_CAPTURE, "requires_capture", {"amount_capturable": 5000}),
+        (CAPTURABLE_UPDATED, S.PROCESSING, "requires_capture", {"amount_capturable": 5000}),
+        ("payment_intent.succeeded", S.PROCESSING, "succeeded", {"amount_received": 5000}),
+    ],
+    ids=["more-capturable", "authorized-more", "received-more"],
+)
+def test_a_provider_amount_beyond_ours_flags_the_payment_changes_nothing_and_leaks_no_row(
+    client, gateway, guards, no_consumer_raises, type, start, provider_status, amounts
+):
+    payment = bound(start, **PRIVATE)
+    before = (payment.status, payment.amount_capturable, payment.amount_received)
+    evt = intent_event(type, payment, provider_status, obj={**amounts, "amount": 5000})
+    deliver(client, evt)
+    gateway.script("intent_retrieve", intent(provider_status, id="pi_1", amount=5000, **amounts))
+
+    assert process_pending(gateway=gateway, guards=guards) == ["done"]
+
+    payment.refresh_from_db()
+    assert (payment.status, payment.amount_capturable, payment.amount_received) == before
+    assert payment.flag_reason == "provider_conflict"
+    row = stored(evt)
+    assert (row.status, row.outcome) == ("PROCESSED", "flagged")
+    stored_text = row.last_error + str(OutboxMessage.objects.values_list("last_error", flat=True)[::1])
+    assert "Jane" not in stored_text
