@@ -118,7 +118,7 @@ def _warm(port: int, *, timeout: float = 60) -> None:
     """Wait until the server answers, then keep every worker thread busy for a second (imports, connections)."""
     import http.client
 
-    from bench.harness import closed_loop
+    from bench.harness import SECONDS, closed_loop
 
     deadline = time.monotonic() + timeout
     while True:
@@ -142,7 +142,7 @@ def _warm(port: int, *, timeout: float = 60) -> None:
 
         return step
 
-    closed_loop(make_step, clients=16, seconds=1.0)
+    closed_loop(make_step, clients=16, seconds=min(1.0, SECONDS))
 
 
 @contextmanager
