@@ -309,7 +309,7 @@ def text_table(rows: list[Row]) -> str:
 
 
 def machine() -> dict:
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
     return {
         "host": platform.node(),
         "cpus": os.cpu_count(),
