@@ -28,6 +28,7 @@ from pathlib import Path
 SECONDS = float(os.environ.get("BENCH_SECONDS", "2"))  # one measured run; every run also warms up
 WARMUP_SECONDS = float(os.environ.get("BENCH_WARMUP_SECONDS", str(min(0.5, SECONDS / 4))))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+OVERRUN_SECONDS = 30.0  # how long a run may go past its window to count at least one operation
 DRIFT_LIMIT = 0.25  # issue 11: an anchor that moved more than this between its two runs marks the round
 RESULTS_DIR = Path(os.environ.get("BENCH_RESULTS_DIR", Path(__file__).resolve().parent / "results"))
 
@@ -76,9 +77,13 @@ def closed_loop(make_step: Callable[[int], Step], *, clients: int, seconds: floa
     """Run `clients` threads, each repeating its own step as fast as it is answered, for `seconds`.
 
     `make_step(index)` runs in its thread before the clock starts (connect there). A warm-up of
-    WARMUP_SECONDS is not counted. The loop is bounded by time, never by an unanswered request.
+    WARMUP_SECONDS is not counted. Operations started inside the window are counted, and the rate is
+    over the window stretched to the last one's answer, so a run shorter than one slow (cold)
+    request still measures something: it goes on past the window until one operation is counted,
+    for at most OVERRUN_SECONDS. Bounded by time, never by an unanswered request (the step's timeout).
     """
     latencies: list[list[float]] = [[] for _ in range(clients)]
+    last_end: list[float] = [0.0] * clients
     errors: list[BaseException] = []
     start_at: list[float] = [0.0]
     # The clock starts when the last thread has connected: the barrier's action runs before any is released.
@@ -96,15 +101,18 @@ def closed_loop(make_step: Callable[[int], Step], *, clients: int, seconds: floa
         except threading.BrokenBarrierError:
             return
         own = latencies[index]
-        measure_from, deadline = start_at[0] + WARMUP_SECONDS, start_at[0] + WARMUP_SECONDS + seconds
+        measure_from = start_at[0] + WARMUP_SECONDS
+        deadline = measure_from + seconds
         try:
             while True:
                 started = time.perf_counter()
-                if started >= deadline:
+                if started >= deadline and (any(latencies) or started >= deadline + OVERRUN_SECONDS):
                     return
                 step()
+                finished = time.perf_counter()
                 if started >= measure_from:
-                    own.append(time.perf_counter() - started)
+                    own.append(finished - started)
+                    last_end[index] = finished
         except BaseException as exc:
             errors.append(exc)
 
@@ -117,7 +125,9 @@ def closed_loop(make_step: Callable[[int], Step], *, clients: int, seconds: floa
         thread.join()
     if errors:
         raise RuntimeError(f"benchmark step failed: {errors[0]!r}") from errors[0]
-    return Sample.of([x for own in latencies for x in own], seconds)
+    measure_from = start_at[0] + WARMUP_SECONDS
+    elapsed = max(max(last_end), measure_from + seconds) - measure_from
+    return Sample.of([x for own in latencies for x in own], elapsed)
 
 
 def open_loop(make_step: Callable[[int], Step], *, rate: float, connections: int, seconds: float = SECONDS) -> Sample:
