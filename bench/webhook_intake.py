@@ -1,46 +1,32 @@
 """
-Benchmark: verified webhook intake (POST /webhooks/stripe through the whole Django stack, in process,
-no HTTP) against raw PostgreSQL doing the same deduplicated inserts, measured in the same run.
+Rows: verified webhook intake (POST /webhooks/stripe through the whole Django stack, in process, no
+HTTP) against raw PostgreSQL doing the same deduplicated inserts, new events and duplicates.
 
 For each new event the view verifies the Stripe-Signature over the raw bytes (the SDK's HMAC),
 parses the JSON, redacts the payload and runs INSERT … ON CONFLICT DO NOTHING RETURNING id plus
-the outbox row in one transaction; a duplicate is the same without the outbox row. The baseline
+the outbox row in one transaction; a duplicate is the same without the outbox row. The anchor
 is psycopg sending the same two statements with the same rows into the same tables, nothing else.
-Signing is the sender's cost and happens before the clock starts. Prints events per second and
-the ratio. Bounded by N; Unix socket / loopback only.
-
-Run with `make bench` (which starts the embedded servers) or under `python -m config.devstack exec`.
+Signing is the sender's cost and happens before the clock starts. Bounded by BENCH_WEBHOOK_N events
+per run; in process and Unix socket only. Run by bench/run.py (`make bench`, BENCH_ONLY=webhook).
+TODO(bench): the bare-Django-view anchor of issue 11 for this row (the view is in process today).
 """
 
 import json
 import os
-import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
-
-import django
+import psycopg
+import stripe
 from django.conf import settings
+from django.test import Client
 
-# A database of its own: benchmark rows must never leak into the test suite's reused database.
-settings.DATABASES["default"]["TEST"] = {"NAME": "bench_payments"}
-django.setup()
+from bench.harness import Row, Sample, aba, progress, summarise
+from outbox.models import OutboxMessage
+from webhooks import topics
+from webhooks.models import WebhookEvent
+from webhooks.redaction import webhook_payload_redact
 
-import psycopg  # noqa: E402
-import stripe  # noqa: E402
-from django.db import connection  # noqa: E402
-from django.test import Client  # noqa: E402
-from django.test.utils import setup_test_environment  # noqa: E402
-
-from outbox.models import OutboxMessage  # noqa: E402
-from webhooks import topics  # noqa: E402
-from webhooks.models import WebhookEvent  # noqa: E402
-from webhooks.redaction import webhook_payload_redact  # noqa: E402
-
-N = int(os.environ.get("BENCH_N", "2000"))
+N = int(os.environ.get("BENCH_WEBHOOK_N", "1000"))
 WARMUP = 50
 URL = "/webhooks/stripe"
 
@@ -140,40 +126,33 @@ def raw_postgres(dsn: str, evts: list[dict]) -> tuple[list[float], list[float]]:
     return timings[: len(rows)], timings[len(rows) :]
 
 
-def report(name: str, timings: list[float]) -> float:
-    median = statistics.median(timings)
-    p95 = statistics.quantiles(timings, n=20)[18]
-    per_second = len(timings) / sum(timings)
-    print(
-        f"  {name:<40} {per_second:8.0f} events/s   median {median * 1000:6.3f} ms"
-        f"   p95 {p95 * 1000:6.3f} ms   ({len(timings)} events)"
-    )
-    return per_second
+def _sample(timings: list[float]) -> Sample:
+    return Sample.of(timings, sum(timings))  # one sender: the rate is events over the time spent on them
 
 
-def main() -> None:
-    setup_test_environment()
-    connection.creation.create_test_db(keepdb=True, verbosity=0)
+def rows(ctx) -> list[Row]:
     WebhookEvent.objects.all().delete()
     OutboxMessage.objects.filter(topic=topics.WEBHOOK_EVENT_RECEIVED).delete()
-    params = connection.get_connection_params()
-    dsn = " ".join(f"{k}={v}" for k, v in params.items() if k in ("host", "port", "dbname", "user") and v)
-    run = str(time.time_ns())
-    evts = events(run, N + WARMUP)
-    deliveries = signed(evts)
-    print(f"webhook intake, N={N} (each ~{len(deliveries[0][0])} bytes)")
-    raw_new, raw_duplicate = raw_postgres(dsn, evts[WARMUP:])
-    raw = report("raw PostgreSQL, new (2 inserts)", raw_new)
-    report("raw PostgreSQL, duplicate (1 insert)", raw_duplicate)
-    through_the_view(deliveries[:WARMUP])
-    view = report("POST /webhooks/stripe, new", through_the_view(deliveries[WARMUP:]))
-    duplicate = report("POST /webhooks/stripe, duplicate", through_the_view(deliveries[WARMUP:]))
-    stored = WebhookEvent.objects.filter(provider_event_id__startswith=f"evt_bench_{run}_").count()
-    assert stored == 2 * N + WARMUP, stored  # the view's and the baseline's, each once
-    print(f"  ratio raw PostgreSQL / verified intake: {raw / view:.1f}x (new), duplicates at {duplicate:.0f}/s")
+    runs = iter(range(1_000_000))
+
+    def fresh() -> list[dict]:
+        return events(f"{time.time_ns()}{next(runs)}", N)
+
+    def view_new() -> Sample:
+        return _sample(through_the_view(signed(fresh())))
+
+    def view_duplicate() -> Sample:
+        deliveries = signed(fresh())
+        through_the_view(deliveries)
+        return _sample(through_the_view(deliveries))
+
+    progress(f"webhook intake: {N} events per run, warm-up, then raw / view A-B-A (new, then duplicates)")
+    through_the_view(signed(events(f"warm{time.time_ns()}", WARMUP)))
+    new = aba(view_new, {"raw PostgreSQL": lambda: _sample(raw_postgres(ctx.dsn, fresh())[0])})
+    duplicate = aba(view_duplicate, {"raw PostgreSQL": lambda: _sample(raw_postgres(ctx.dsn, fresh())[1])})
     WebhookEvent.objects.all().delete()
     OutboxMessage.objects.filter(topic=topics.WEBHOOK_EVENT_RECEIVED).delete()
-
-
-if __name__ == "__main__":
-    main()
+    return [
+        summarise("webhook", "POST /webhooks/stripe, new event", 1, "events", new, note="in process"),
+        summarise("webhook", "POST /webhooks/stripe, duplicate", 1, "events", duplicate, note="in process"),
+    ]

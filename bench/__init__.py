@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): run from a checkout, never installed, never routed in the product."""
