@@ -71,7 +71,7 @@ FROM (
     FROM (
         SELECT g, (g * 7919) %% 1000 AS r, g > %(n)s * 0.99 AS recent, g %% 5000 = 11 AS stuck,
             %(now)s::timestamptz - (%(n)s - g) * (interval '1 day' * %(span)s / %(n)s) AS created
-        FROM generate_series(1, %(n)s) g
+        FROM generate_series(1, %(n)s::bigint) g
     ) spread
 ) payment
 """
