@@ -5,8 +5,8 @@ The tables are filled by bench/scale.py's set-based fill (the one `make bench`'s
 this module's transaction, then ANALYZEd and rolled back at the end. The size is SCALE_PLAN_PAYMENTS
 (250 000 payments with ~750 000 timeline events, ~520 000 outbox rows, ~250 000 webhook events): a
 million takes ~80 s to fill on the 2-core machine, past this test's budget, and the planner's choices
-depend on the fractions ANALYZE sees, which the fill keeps the same at any size
-(`SCALE_PLAN_PAYMENTS=1000000` gives the same verdicts).
+depend on the fractions ANALYZE sees, which the fill keeps the same at any size (SCALE_PLAN_PAYMENTS
+changes it).
 
 Each statement is captured with CaptureQueriesContext from the real interface (a request to the API,
 the admin dashboard, a metrics scrape, the beat job's service with the provider faked at the gateway
