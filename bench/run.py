@@ -4,9 +4,10 @@
 Starts two gunicorn servers with docker-compose's `web` settings and DEBUG off (ours, and the bare
 Django anchor of bench/bare_urls.py), runs the row groups in order, prints the table and writes
 bench/results/<timestamp>.json and .md. Knobs (environment): BENCH_SECONDS (one measured run, 2),
-BENCH_ROUNDS (3), BENCH_ONLY (comma-separated groups: create,read,relay,webhook,sandbox),
-BENCH_CLIENTS (1,4,16), BENCH_OUTBOX_ROWS (20000), BENCH_WEBHOOK_N (1000), BENCH_RESULTS_DIR.
-Not yet here (issue 11): the end-to-end row and the 1M-row scale rows.
+BENCH_ROUNDS (3), BENCH_ONLY (comma-separated groups: create,read,relay,webhook,scale,sandbox),
+BENCH_CLIENTS (1,4,16), BENCH_OUTBOX_ROWS (20000), BENCH_WEBHOOK_N (1000), BENCH_SCALE_PAYMENTS (1000000),
+BENCH_SCALE_DATABASE (bench_payments_scale), BENCH_RESULTS_DIR.
+Not yet here (issue 11): the end-to-end row.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import os
 import sys
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import servers
 
-GROUPS = ["create", "read", "relay", "webhook", "sandbox"]
-HTTP_GROUPS = {"create", "read"}
+GROUPS = ["create", "read", "relay", "webhook", "scale", "sandbox"]
+HTTP_GROUPS = {"create", "read", "scale"}
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Context:
     api_key: str
     ours_port: int | None = None
     bare_port: int | None = None
+    rows: list = field(default_factory=list)  # the rows measured so far: scale sets its own beside them
 
 
 def main() -> int:
@@ -53,7 +55,7 @@ def main() -> int:
     dsn = servers.setup_database()
     client_id, api_key = servers.api_key()
     ctx = Context(dsn=dsn, client_id=client_id, api_key=api_key)
-    rows = []
+    rows = ctx.rows
     with ExitStack() as stack:
         if HTTP_GROUPS & set(selected):
             harness.progress("starting gunicorn (compose's web settings, DEBUG off): ours and the bare Django anchor")
@@ -73,6 +75,7 @@ def main() -> int:
                     "relay": "bench.relay_drain",
                     "webhook": "bench.webhook_intake",
                     "sandbox": "bench.sandbox_throughput",
+                    "scale": "bench.scale",
                 }[group],
                 fromlist=["rows"],
             )

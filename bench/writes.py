@@ -101,7 +101,8 @@ def payment_read(cursor, *, client_id: int, public_id: str) -> bytes:
 def payment_list(cursor, *, client_id: int, limit: int = 10) -> bytes:
     """The newest `limit` payments as a JSON list, read as the list endpoint reads them (one more for has_more)."""
     cursor.execute(
-        f"SELECT {PAYMENT_COLUMNS} FROM payments_payment WHERE client_id = %s ORDER BY id DESC LIMIT %s",  # noqa: S608
+        f"SELECT {PAYMENT_COLUMNS} FROM payments_payment WHERE client_id = %s"  # noqa: S608
+        " ORDER BY created_at DESC, id DESC LIMIT %s",
         [client_id, limit + 1],
     )
     rows = _rows_as_json(cursor)

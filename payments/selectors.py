@@ -68,7 +68,10 @@ def payment_list(
 
     :raises PaymentNotFound: if `starting_after` names no payment of this client
     """
-    queryset: QuerySet[Payment] = Payment.objects.filter(client=client).order_by("-id")
+    # Newest first by creation time, as Stripe lists, with the id breaking ties: the order of the
+    # `payment_client_created` index, so a `created` bound is a range of it and a page reads a page of
+    # rows however many the client has (an id order walked rows outside the bound one by one).
+    queryset: QuerySet[Payment] = Payment.objects.filter(client=client).order_by("-created_at", "-id")
     if status is not None:
         queryset = queryset.filter(status__in=_INTERNAL_STATUSES[status])
     if created_gte is not None:
@@ -78,10 +81,12 @@ def payment_list(
     if starting_after is not None:
         if not _well_formed(starting_after, "pay"):
             raise PaymentNotFound(f"No such payment: '{starting_after[:40]}'", param="starting_after")
-        cursor = Payment.objects.filter(client=client, public_id=starting_after).values_list("id", flat=True).first()
+        cursor = Payment.objects.filter(client=client, public_id=starting_after).values_list("created_at", "id").first()
         if cursor is None:
             raise PaymentNotFound(f"No such payment: '{starting_after}'", param="starting_after")
-        queryset = queryset.filter(id__lt=cursor)
+        # After (created_at, id) in the order above: a range of the index, less the cursor's equals.
+        created_at, pk = cursor
+        queryset = queryset.filter(created_at__lte=created_at).exclude(created_at=created_at, id__gte=pk)
     page = list(queryset[: limit + 1])
     return page[:limit], len(page) > limit
 

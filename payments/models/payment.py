@@ -38,6 +38,17 @@ class RefundStatus(models.TextChoices):
     FAILED = "FAILED", "Failed"
 
 
+# Every state a provider outcome (success, cancellation) may still arrive in.
+NOT_FINAL_STATUSES = [
+    PaymentStatus.PENDING,
+    PaymentStatus.PROCESSING,
+    PaymentStatus.REQUIRES_ACTION,
+    PaymentStatus.REQUIRES_CAPTURE,
+    PaymentStatus.CAPTURE_REQUESTED,
+    PaymentStatus.CANCEL_REQUESTED,
+]
+
+
 class Payment(fsm.ConcurrentTransitionMixin, BaseModel):
     """A payment a client asked for: stored as PENDING before any provider call (write before you call)."""
 
@@ -61,15 +72,7 @@ class Payment(fsm.ConcurrentTransitionMixin, BaseModel):
         Status.CANCELED: "canceled",
     }
 
-    # Every state a provider outcome (success, cancellation) may still arrive in.
-    NOT_FINAL = [
-        Status.PENDING,
-        Status.PROCESSING,
-        Status.REQUIRES_ACTION,
-        Status.REQUIRES_CAPTURE,
-        Status.CAPTURE_REQUESTED,
-        Status.CANCEL_REQUESTED,
-    ]
+    NOT_FINAL = NOT_FINAL_STATUSES
 
     public_id = models.CharField(max_length=40, unique=True, default=new_payment_id, editable=False)
     client = models.ForeignKey(ApiClient, on_delete=models.PROTECT, related_name="payments")
@@ -114,7 +117,14 @@ class Payment(fsm.ConcurrentTransitionMixin, BaseModel):
             ("resolve_payment", "Can resolve payments by hand"),
         ]
         indexes = [
-            models.Index(fields=["client", "-id"], name="payment_client_recent"),
+            # The API's list: a client's payments newest first, `created` bounds as a range of it.
+            models.Index(fields=["client", "-created_at", "-id"], name="payment_client_created"),
+            # The same list filtered to a status still in flight: those few rows, in the list's order.
+            models.Index(
+                fields=["client", "-created_at", "-id"],
+                condition=Q(status__in=NOT_FINAL_STATUSES),
+                name="payment_client_in_flight",
+            ),
             # Ops' list of flagged payments, newest first; the unflagged majority is not in it.
             models.Index(fields=["-flagged_at"], condition=Q(flagged_at__isnull=False), name="payment_flagged"),
         ]
@@ -256,6 +266,16 @@ class Refund(fsm.ConcurrentTransitionMixin, BaseModel):
 
     class Meta:
         ordering = ["-id"]
+        indexes = [
+            # The janitor's claim of pending refunds, in its order (never checked first): the few pending
+            # refunds, never the settled ones that make up the table.
+            models.Index(
+                F("next_check_at").asc(nulls_first=True),
+                "id",
+                condition=Q(status=RefundStatus.PENDING),
+                name="refund_pending_check",
+            ),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
             models.CheckConstraint(condition=Q(status__in=RefundStatus.values), name="refund_status_valid"),

@@ -156,3 +156,21 @@ def test_a_bad_query_parameter_is_named_as_the_client_sent_it(api, query, param)
 
     assert response.status_code == 400
     assert response.json()["error"]["param"] == param
+
+
+def test_list_payments_is_newest_created_first_with_ties_by_id_across_pages(api, merchant):
+    first, second, third, fourth = [PaymentFactory(client=merchant) for _ in range(4)]
+    moment = timezone.now() - timedelta(hours=1)
+    Payment.objects.filter(pk__in=[second.pk, third.pk]).update(created_at=moment)
+    Payment.objects.filter(pk=fourth.pk).update(created_at=moment - timedelta(hours=1))
+
+    pages, after = [], None
+    while True:
+        query = "limit=1" + (f"&starting_after={after}" if after else "")
+        body = api.get(f"/api/v1/payments?{query}").json()
+        pages += [p["id"] for p in body["data"]]
+        if not body["has_more"]:
+            break
+        after = pages[-1]
+
+    assert pages == [first.public_id, third.public_id, second.public_id, fourth.public_id]
