@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import requests
 
+from tests.chaos.pii import PLANTED
+
 DECLINE_CARDS = [
     "pm_card_chargeDeclined",
     "pm_card_visa_chargeDeclinedInsufficientFunds",
@@ -162,7 +164,17 @@ def run_checkout(client: Client, checkout: Checkout, *, seed: int, wait_seconds:
         "currency": "eur",
         "payment_method": method,
         "capture_method": "manual" if manual else "automatic",
-        "metadata": {"order": f"chaos-{seed}-{checkout.index}"},
+        # Personal data, as merchants do send it: none of it may reach our logs (verdict.scan_logs).
+        "description": PLANTED["description"],
+        "customer_reference": PLANTED["email"],
+        "metadata": {
+            "order": f"chaos-{seed}-{checkout.index}",
+            "customer_email": PLANTED["email"],
+            "customer_name": PLANTED["name"],
+            "customer_phone": PLANTED["phone"],
+            "shipping_address": PLANTED["address"],
+            "card_note": PLANTED["card_number"],
+        },
     }
     impatient = rng.random() < IMPATIENT_SHARE
     if rng.random() < NEW_KEY_SHARE and not manual and not scenario.startswith("three_ds"):

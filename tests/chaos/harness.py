@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from tests.chaos.checkout import Checkout, Client, plan_checkouts, run_checkout
 from tests.chaos.faults import FaultPlan, HarnessFault, fault_plan
 from tests.chaos.stack import ChaosStack
-from tests.chaos.verdict import Verdict, judge, unsettled
+from tests.chaos.verdict import Verdict, judge, scan_logs, unsettled
 
 
 @dataclass
@@ -25,6 +25,7 @@ class Options:
     short: bool = False
     concurrency: int = 24
     broker_outage_seconds: float = 30.0
+    postgres_outage_seconds: float = 3.0  # between the shutdown and the start of a PostgreSQL restart
     converge_timeout: float = 300.0
     wait_seconds: float = 45.0  # how long a checkout waits for its payment to reach the next step
     keep: bool = False
@@ -73,6 +74,7 @@ class Report:
             "clients       " + ", ".join(f"{k} {n}" for k, n in sorted(self.client.items())),
             f"duplicates {by_kind['duplicate']}  lost {by_kind['lost']}  mismatches {by_kind['mismatch']}  "
             f"regressions {by_kind['regression']}  webhooks applied twice {by_kind['webhook_twice']}  "
+            f"personal data in logs {by_kind['pii']} (of {v.figures['log lines scanned']} lines)  "
             f"outbox {by_kind['outbox'] + by_kind['webhook_unsettled']} (dead rows {v.figures['outbox dead']}, "
             f"parked webhook events {v.figures['webhook events parked']} of {v.figures['webhook events']})",
             f"drive {self.drive_seconds:.0f}s, converged "
@@ -113,25 +115,40 @@ def _sandbox(stack: ChaosStack, method: str, path: str, body: dict | None = None
 class Saboteur:
     """Fires the harness's faults as the run reaches them; processes killed are started again."""
 
-    def __init__(self, stack: ChaosStack, plan: list[HarnessFault], fired: Counter) -> None:
+    def __init__(
+        self, stack: ChaosStack, plan: list[HarnessFault], fired: Counter, *, postgres_outage_seconds: float
+    ) -> None:
         self.stack, self.pending, self.fired = stack, list(plan), fired
+        self.postgres_outage_seconds = postgres_outage_seconds
         self.lock = threading.Lock()
+        self.threads: list[threading.Thread] = []
 
     def reached(self, done: int) -> None:
         with self.lock:
             due = [f for f in self.pending if f.at_payment <= done]
             self.pending = [f for f in self.pending if f.at_payment > done]
         for fault in due:
-            threading.Thread(target=self._fire, args=(fault,), daemon=True).start()
+            thread = threading.Thread(target=self._fire, args=(fault,), daemon=True)
+            thread.start()
+            with self.lock:
+                self.threads.append(thread)
+
+    def finish(self) -> None:
+        """Wait for faults still under way (a broker outage fired near the end), so the run's own
+        restarts never race them."""
+        with self.lock:
+            threads = list(self.threads)
+        for thread in threads:
+            thread.join()
 
     def _fire(self, fault: HarnessFault) -> None:
         with self.stack.sabotage:
             self._break(fault)
-        self.fired[fault.kind] += 1
+        self.fired[fault.name] += 1
 
     def _break(self, fault: HarnessFault) -> None:
         stack = self.stack
-        _say(f"harness fault: {fault.kind}")
+        _say(f"harness fault: {fault.name}")
         if fault.kind == "kill_worker":
             worker = stack.workers[fault.target % len(stack.workers)]
             stack.kill_tree(worker)
@@ -145,10 +162,21 @@ class Saboteur:
             children = stack.gunicorn_workers()
             if children:
                 children[fault.target % len(children)].send_signal(signal.SIGKILL)  # gunicorn starts another
+        elif fault.kind == "kill_web_master":
+            # The master and its workers go at once, as a lost container would take them; requests in
+            # flight are cut off and their checkouts retry with their keys until the web is back.
+            stack.kill_tree(stack.web)
+            time.sleep(1)
+            stack.web.start()
         elif fault.kind == "stop_broker":
             stack.broker.stop()
             time.sleep(fault.seconds)
             stack.broker.start()
+        elif fault.kind == "restart_postgres":
+            # Same data directory and socket: every process must find its way back on its own.
+            stack.stop_postgres(mode=fault.mode)
+            time.sleep(self.postgres_outage_seconds)
+            stack.postgres.start()
 
     def supervise(self, exits: Counter) -> None:
         """Start again what died on its own, as a supervisor would, and count it: such an exit is a finding."""
@@ -186,13 +214,19 @@ def chaos_run(options: Options) -> Report:
             report.unexpected_exits[name] += 1
         report.converge_seconds = _converge(stack, options.converge_timeout)
         report.verdict = judge(database_url=stack.database_url, sandbox_url=stack.sandbox_url, checkouts=checkouts)
+        stack.stop_processes()  # what they log on the way out is scanned too
+        scan_logs(report.verdict, stack.our_logs)
     finally:
-        stack.stop()
+        stack.stop_processes()
+        if not options.keep:
+            stack.remove()
     return report
 
 
 def _drive(stack: ChaosStack, options: Options, plan: FaultPlan, checkouts: list[Checkout], report: Report) -> float:
-    saboteur = Saboteur(stack, plan.harness, report.harness_faults)
+    saboteur = Saboteur(
+        stack, plan.harness, report.harness_faults, postgres_outage_seconds=options.postgres_outage_seconds
+    )
     local = threading.local()
     progress = Counter()
     lock = threading.Lock()
@@ -225,6 +259,7 @@ def _drive(stack: ChaosStack, options: Options, plan: FaultPlan, checkouts: list
                 f"{progress['done']}/{len(checkouts)} checkouts done, {progress['started']} started, "
                 f"{time.monotonic() - began:.0f}s; faults by the harness: {dict(report.harness_faults)}"
             )
+    saboteur.finish()
     return time.monotonic() - began
 
 
