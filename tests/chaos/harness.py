@@ -4,6 +4,7 @@ for the system to settle (bounded), judge it from both sides, and report the fig
 from __future__ import annotations
 
 import json
+import resource
 import signal
 import threading
 import time
@@ -23,7 +24,7 @@ class Options:
     payments: int = 2000
     seed: int = 1
     short: bool = False
-    concurrency: int = 24
+    concurrency: int = 64
     broker_outage_seconds: float = 30.0
     postgres_outage_seconds: float = 3.0  # between the shutdown and the start of a PostgreSQL restart
     converge_timeout: float = 300.0
@@ -41,6 +42,7 @@ class Report:
     client: Counter = field(default_factory=Counter)
     unexpected_exits: Counter = field(default_factory=Counter)
     drive_seconds: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds by process during the drive
     converge_seconds: float | None = None
     checkouts: list[Checkout] = field(default_factory=list)
 
@@ -71,7 +73,7 @@ class Report:
             "exits         "
             + (", ".join(f"{k} {n}" for k, n in sorted(self.unexpected_exits.items())) or "none")
             + " (processes that died on their own and were started again)",
-            "clients       " + ", ".join(f"{k} {n}" for k, n in sorted(self.client.items())),
+            "clients       " + ", ".join(f"{k} {n:.0f}" for k, n in sorted(self.client.items())),
             f"duplicates {by_kind['duplicate']}  lost {by_kind['lost']}  mismatches {by_kind['mismatch']}  "
             f"regressions {by_kind['regression']}  webhooks applied twice {by_kind['webhook_twice']}  "
             f"personal data in logs {by_kind['pii']} (of {v.figures['log lines scanned']} lines)  "
@@ -80,6 +82,8 @@ class Report:
             f"drive {self.drive_seconds:.0f}s, converged "
             + (f"in {self.converge_seconds:.0f}s" if self.converge_seconds is not None else "NEVER (timed out)")
             + f", provider POSTs per payment {v.figures['provider POSTs'] / max(payments, 1):.2f}",
+            f"cpu in the drive {sum(self.cpu.values()):.0f}s over {self.drive_seconds:.0f}s: "
+            + ", ".join(f"{name} {seconds:.0f}s" for name, seconds in sorted(self.cpu.items(), key=lambda i: -i[1])),
         ]
         for checkout in self.checkouts:
             if any(note.startswith("checkout crashed") for note in checkout.notes):
@@ -205,7 +209,9 @@ def chaos_run(options: Options) -> Report:
         stack.start()
         _say(f"stack up in {time.monotonic() - started_at:.0f}s: web {stack.web_url}, sandbox {stack.sandbox_url}")
         _sandbox(stack, "POST", "faults", {"faults": plan.sandbox, "seed": options.seed})
+        cpu_before = _cpu(stack)
         report.drive_seconds = _drive(stack, options, plan, checkouts, report)
+        report.cpu = {name: used - cpu_before.get(name, 0.0) for name, used in _cpu(stack).items()}
         fired = _sandbox(stack, "GET", "faults")
         report.sandbox_faults.update({f["kind"]: f.get("fired", 0) for f in fired.get("faults", [])})
         _sandbox(stack, "DELETE", "faults")
@@ -261,6 +267,12 @@ def _drive(stack: ChaosStack, options: Options, plan: FaultPlan, checkouts: list
             )
     saboteur.finish()
     return time.monotonic() - began
+
+
+def _cpu(stack: ChaosStack) -> dict[str, float]:
+    """CPU seconds so far by process, the harness's own (its checkout clients) included."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return {**stack.cpu_seconds(), "harness": own.ru_utime + own.ru_stime}
 
 
 def _converge(stack: ChaosStack, timeout: float) -> float | None:

@@ -193,6 +193,25 @@ class ChaosStack:
             with contextlib.suppress(psutil.NoSuchProcess):
                 child.kill()
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user + system) used so far by each process with everything under it (gunicorn's
+        workers, Celery's pool, PostgreSQL's backends, reaped ones included); what the harness killed
+        took its figures with it. Where a run's time goes on a machine of few cores."""
+        used = {}
+        for process in (self.postgres, self.redis, self.broker, self.sandbox, *self.app_processes):
+            try:
+                root = psutil.Process(process.popen.pid)
+                tree = [root, *root.children(recursive=True)]
+            except (psutil.NoSuchProcess, AttributeError):
+                continue
+            total = 0.0
+            for member in tree:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    times = member.cpu_times()
+                    total += times.user + times.system + times.children_user + times.children_system
+            used[process.name] = total
+        return used
+
     def stop_postgres(self, *, mode: str) -> None:
         """Shut the embedded PostgreSQL down as `fast` (its launcher's SIGTERM: SIGINT to the postmaster)
         or `immediate` (SIGQUIT to the postmaster: every backend gone, crash recovery on the next start).
