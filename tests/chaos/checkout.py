@@ -52,6 +52,9 @@ NEW_KEY_SHARE = 0.03  # gives up and starts over with a new key: a second paymen
 # A checkout keeps trying this long, backing off: past a PostgreSQL restart or the web started again
 # on a busy machine. A count of tries ran out in seconds while every answer was a quick 500.
 RETRY_FOR_SECONDS = 120.0
+# A checkout page polls for the outcome, sooner at first. The cap bounds the load that many waiting
+# checkouts put on the web (the run keeps a hundred-odd in flight) and how late one sees its outcome.
+POLL_FIRST_SECONDS, POLL_CAP_SECONDS = 0.3, 3.0
 
 
 @dataclass
@@ -69,7 +72,7 @@ class Checkout:
 
 
 def _backoff(attempt: int) -> float:
-    return min(0.1 * 2**attempt, 2.0)
+    return min(0.1 * 2**attempt, 1.0)
 
 
 def _transient(response: requests.Response) -> bool:
@@ -142,13 +145,13 @@ class Client:
             self.stats["seconds_waiting"] += time.monotonic() - began
 
     def _wait_for(self, payment_id: str, statuses: set[str], *, timeout: float) -> dict | None:
-        deadline, interval = time.monotonic() + timeout, 0.3
+        deadline, interval = time.monotonic() + timeout, POLL_FIRST_SECONDS
         while time.monotonic() < deadline:
             payment = self.get(f"/api/v1/payments/{payment_id}")
             if payment and payment["status"] in statuses:
                 return payment
             time.sleep(interval)
-            interval = min(interval * 1.5, 2.0)
+            interval = min(interval * 1.5, POLL_CAP_SECONDS)
         return None
 
     def authenticate(self, intent_id: str, outcome: str) -> None:

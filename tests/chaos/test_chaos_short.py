@@ -10,7 +10,7 @@ is never touched.
 from tests.chaos.harness import Options, chaos_run
 
 SHORT = Options(
-    payments=120, seed=12, short=True, concurrency=16, broker_outage_seconds=4, converge_timeout=90, wait_seconds=30
+    payments=120, seed=12, short=True, concurrency=32, broker_outage_seconds=4, converge_timeout=90, wait_seconds=30
 )
 
 
