@@ -215,7 +215,10 @@ def chaos_run(options: Options) -> Report:
         _sandbox(stack, "POST", "faults", {"faults": plan.sandbox, "seed": options.seed})
         cpu_before = _cpu(stack)
         report.drive_seconds = _drive(stack, options, plan, checkouts, report)
-        report.cpu = {name: used - cpu_before.get(name, 0.0) for name, used in _cpu(stack).items()}
+        report.cpu = {
+            name: used - (cpu_before[name][1] if cpu_before.get(name, (0, 0.0))[0] == pid else 0.0)
+            for name, (pid, used) in _cpu(stack).items()
+        }  # a process started again during the drive counts from its start
         fired = _sandbox(stack, "GET", "faults")
         report.sandbox_faults.update({f["kind"]: f.get("fired", 0) for f in fired.get("faults", [])})
         _sandbox(stack, "DELETE", "faults")
@@ -276,10 +279,10 @@ def _drive(stack: ChaosStack, options: Options, plan: FaultPlan, checkouts: list
     return time.monotonic() - began
 
 
-def _cpu(stack: ChaosStack) -> dict[str, float]:
-    """CPU seconds so far by process, the harness's own (its checkout clients) included."""
+def _cpu(stack: ChaosStack) -> dict[str, tuple[int, float]]:
+    """CPU seconds so far by process (with its pid), the harness's own (its checkout clients) included."""
     own = resource.getrusage(resource.RUSAGE_SELF)
-    return {**stack.cpu_seconds(), "harness": own.ru_utime + own.ru_stime}
+    return {**stack.cpu_seconds(), "harness": (0, own.ru_utime + own.ru_stime)}
 
 
 def _converge(stack: ChaosStack, timeout: float) -> float | None:

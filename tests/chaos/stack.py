@@ -193,10 +193,10 @@ class ChaosStack:
             with contextlib.suppress(psutil.NoSuchProcess):
                 child.kill()
 
-    def cpu_seconds(self) -> dict[str, float]:
+    def cpu_seconds(self) -> dict[str, tuple[int, float]]:
         """CPU time (user + system) used so far by each process with everything under it (gunicorn's
-        workers, Celery's pool, PostgreSQL's backends, reaped ones included); what the harness killed
-        took its figures with it. Where a run's time goes on a machine of few cores."""
+        workers, Celery's pool, PostgreSQL's backends, reaped ones included), with the pid it counts
+        from; what the harness killed took its figures with it. Where a run's time goes."""
         used = {}
         for process in (self.postgres, self.redis, self.broker, self.sandbox, *self.app_processes):
             try:
@@ -209,7 +209,7 @@ class ChaosStack:
                 with contextlib.suppress(psutil.NoSuchProcess):
                     times = member.cpu_times()
                     total += times.user + times.system + times.children_user + times.children_system
-            used[process.name] = total
+            used[process.name] = (root.pid, total)
         return used
 
     def stop_postgres(self, *, mode: str) -> None:
