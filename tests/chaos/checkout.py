@@ -8,6 +8,7 @@ sandbox's authenticate route.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import random
 import time
@@ -17,6 +18,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import requests
+
+from tests.chaos.pii import PLANTED
 
 DECLINE_CARDS = [
     "pm_card_chargeDeclined",
@@ -46,7 +49,12 @@ CLIENT_TIMEOUT_SECONDS = 10.0
 IMPATIENT_TIMEOUT_SECONDS = 0.05  # a checkout that gives up before our 202 comes back
 IMPATIENT_SHARE = 0.10  # retries with the same key
 NEW_KEY_SHARE = 0.03  # gives up and starts over with a new key: a second payment, on purpose
-MAX_TRIES = 30
+# A checkout keeps trying this long, backing off: past a PostgreSQL restart or the web started again
+# on a busy machine. A count of tries ran out in seconds while every answer was a quick 500.
+RETRY_FOR_SECONDS = 120.0
+# A checkout page polls for the outcome, sooner at first. The cap bounds the load that many waiting
+# checkouts put on the web (the run keeps a hundred-odd in flight) and how late one sees its outcome.
+POLL_FIRST_SECONDS, POLL_CAP_SECONDS = 0.3, 3.0
 
 
 @dataclass
@@ -61,6 +69,10 @@ class Checkout:
     refunds: list[str] = field(default_factory=list)
     customer_left: bool = False  # the payment may rightly wait on a customer (abandoned 3-D Secure, no capture)
     notes: list[str] = field(default_factory=list)
+
+
+def _backoff(attempt: int) -> float:
+    return min(0.1 * 2**attempt, 1.0)
 
 
 def _transient(response: requests.Response) -> bool:
@@ -80,8 +92,17 @@ class Client:
         self, path: str, body: dict, *, key: str, first_timeout: float = CLIENT_TIMEOUT_SECONDS
     ) -> requests.Response:
         """POST with the same Idempotency-Key until an answer that is not a transient failure."""
-        timeout = first_timeout
-        for attempt in range(MAX_TRIES):
+        began = time.monotonic()
+        try:
+            return self._post(path, body, key=key, first_timeout=first_timeout)
+        finally:
+            self.stats["seconds_posting"] += time.monotonic() - began
+
+    def _post(self, path: str, body: dict, *, key: str, first_timeout: float) -> requests.Response:
+        timeout, deadline = first_timeout, time.monotonic() + RETRY_FOR_SECONDS
+        for attempt in itertools.count():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"POST {path} with key {key} never got an answer")
             try:
                 response = self.session.post(
                     f"{self.base_url}{path}", json=body, headers={"Idempotency-Key": key}, timeout=timeout
@@ -89,38 +110,48 @@ class Client:
             except requests.RequestException:  # a timeout, a reset, a response cut off by a killed worker
                 self.stats["client_retries_same_key"] += 1
                 timeout = CLIENT_TIMEOUT_SECONDS
-                time.sleep(min(0.1 * 2**attempt, 2))
+                time.sleep(_backoff(attempt))
                 continue
             if _transient(response):
                 self.stats[f"client_http_{response.status_code}"] += 1
-                time.sleep(min(float(response.headers.get("Retry-After") or 0.2), 2))
+                time.sleep(max(min(float(response.headers.get("Retry-After") or 0), 2), _backoff(attempt)))
                 continue
             if response.headers.get("Idempotent-Replayed") == "true":
                 self.stats["client_replays"] += 1
             return response
-        raise RuntimeError(f"POST {path} with key {key} never got an answer")
+        raise AssertionError("unreachable")
 
     def get(self, path: str) -> dict | None:
-        for attempt in range(MAX_TRIES):
+        deadline = time.monotonic() + RETRY_FOR_SECONDS
+        for attempt in itertools.count():
+            if time.monotonic() > deadline:
+                return None
             try:
                 response = self.session.get(f"{self.base_url}{path}", timeout=CLIENT_TIMEOUT_SECONDS)
             except requests.RequestException:
-                time.sleep(min(0.1 * 2**attempt, 2))
+                time.sleep(_backoff(attempt))
                 continue
             if response.status_code == 200:
                 return response.json()
-            time.sleep(0.3)
-        return None
+            time.sleep(_backoff(attempt))
+        raise AssertionError("unreachable")
 
     def wait_for(self, payment_id: str, statuses: set[str], *, timeout: float) -> dict | None:
         """Poll our API as a checkout page would, until the payment is in one of `statuses`."""
-        deadline, interval = time.monotonic() + timeout, 0.3
+        began = time.monotonic()
+        try:
+            return self._wait_for(payment_id, statuses, timeout=timeout)
+        finally:
+            self.stats["seconds_waiting"] += time.monotonic() - began
+
+    def _wait_for(self, payment_id: str, statuses: set[str], *, timeout: float) -> dict | None:
+        deadline, interval = time.monotonic() + timeout, POLL_FIRST_SECONDS
         while time.monotonic() < deadline:
             payment = self.get(f"/api/v1/payments/{payment_id}")
             if payment and payment["status"] in statuses:
                 return payment
             time.sleep(interval)
-            interval = min(interval * 1.5, 2.0)
+            interval = min(interval * 1.5, POLL_CAP_SECONDS)
         return None
 
     def authenticate(self, intent_id: str, outcome: str) -> None:
@@ -162,7 +193,17 @@ def run_checkout(client: Client, checkout: Checkout, *, seed: int, wait_seconds:
         "currency": "eur",
         "payment_method": method,
         "capture_method": "manual" if manual else "automatic",
-        "metadata": {"order": f"chaos-{seed}-{checkout.index}"},
+        # Personal data, as merchants do send it: none of it may reach our logs (verdict.scan_logs).
+        "description": PLANTED["description"],
+        "customer_reference": PLANTED["email"],
+        "metadata": {
+            "order": f"chaos-{seed}-{checkout.index}",
+            "customer_email": PLANTED["email"],
+            "customer_name": PLANTED["name"],
+            "customer_phone": PLANTED["phone"],
+            "shipping_address": PLANTED["address"],
+            "card_note": PLANTED["card_number"],
+        },
     }
     impatient = rng.random() < IMPATIENT_SHARE
     if rng.random() < NEW_KEY_SHARE and not manual and not scenario.startswith("three_ds"):

@@ -24,7 +24,18 @@ PROVIDER_FAULTS = {
 WEBHOOK_FAULTS = {"webhook_duplicate": 0.10, "webhook_reorder": 0.10, "webhook_delay": 0.10, "webhook_drop": 0.05}
 # The short run inside `make test`: every kind of provider fault, at lower rates.
 SHORT_PROVIDER_SCALE = 0.6
-HARNESS_KINDS = ("kill_worker", "kill_relay", "kill_web_worker", "stop_broker")
+HARNESS_KINDS = (
+    "kill_worker",
+    "kill_relay",
+    "kill_web_worker",
+    "kill_web_master",
+    "stop_broker",
+    "restart_postgres",
+)
+# PostgreSQL's shutdown modes, taken in turn by the restarts: `fast` (SIGINT: sessions are told and
+# cut, a checkpoint) and `immediate` (SIGQUIT: every process gone at once, crash recovery on start).
+# https://www.postgresql.org/docs/current/server-shutdown.html
+POSTGRES_SHUTDOWN_MODES = ("immediate", "fast")
 
 
 def sandbox_faults(*, short: bool) -> list[dict]:
@@ -54,6 +65,12 @@ class HarnessFault:
     kind: str
     target: int = 0  # which worker
     seconds: float = 0.0  # how long the broker stays down
+    mode: str = ""  # how PostgreSQL is shut down (restart_postgres)
+
+    @property
+    def name(self) -> str:
+        """The kind as counted in the figures: a PostgreSQL restart by its shutdown mode."""
+        return f"{self.kind}_{self.mode}" if self.mode else self.kind
 
 
 @dataclass
@@ -63,18 +80,25 @@ class FaultPlan:
     harness: list[HarnessFault] = field(default_factory=list)
 
     def describe(self) -> str:
-        kinds = ", ".join(f"{f.kind}@{f.at_payment}" for f in self.harness) or "none"
+        kinds = ", ".join(f"{f.name}@{f.at_payment}" for f in self.harness) or "none"
         return f"seed {self.seed}: sandbox {len(self.sandbox)} fault kinds; harness {kinds}"
 
 
 def fault_plan(*, seed: int, payments: int, short: bool, broker_outage_seconds: float) -> FaultPlan:
-    """Spread the harness's faults over the run: every kind at least once, more for longer runs."""
+    """Spread the harness's faults over the run: every kind at least once, more for longer runs, and
+    PostgreSQL shut down both ways at least once each."""
     rng = random.Random(f"chaos-harness-{seed}")
     rounds = max(1, payments // 500)
     kinds = [kind for _ in range(rounds) for kind in HARNESS_KINDS]
+    if rounds < len(POSTGRES_SHUTDOWN_MODES):
+        kinds += ["restart_postgres"] * (len(POSTGRES_SHUTDOWN_MODES) - rounds)
     rng.shuffle(kinds)
-    harness = []
+    harness, restarts = [], 0
     for index, kind in enumerate(kinds):
+        mode = ""
+        if kind == "restart_postgres":
+            mode = POSTGRES_SHUTDOWN_MODES[restarts % len(POSTGRES_SHUTDOWN_MODES)]
+            restarts += 1
         at = int(payments * (index + 1) / (len(kinds) + 1))
         at += rng.randint(0, max(1, payments // (4 * (len(kinds) + 1))))
         harness.append(
@@ -83,6 +107,7 @@ def fault_plan(*, seed: int, payments: int, short: bool, broker_outage_seconds: 
                 kind=kind,
                 target=rng.randrange(2),
                 seconds=broker_outage_seconds if kind == "stop_broker" else 0.0,
+                mode=mode,
             )
         )
     return FaultPlan(

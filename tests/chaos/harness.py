@@ -4,6 +4,7 @@ for the system to settle (bounded), judge it from both sides, and report the fig
 from __future__ import annotations
 
 import json
+import resource
 import signal
 import threading
 import time
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from tests.chaos.checkout import Checkout, Client, plan_checkouts, run_checkout
 from tests.chaos.faults import FaultPlan, HarnessFault, fault_plan
 from tests.chaos.stack import ChaosStack
-from tests.chaos.verdict import Verdict, judge, unsettled
+from tests.chaos.verdict import Verdict, judge, scan_logs, unsettled
 
 
 @dataclass
@@ -23,10 +24,16 @@ class Options:
     payments: int = 2000
     seed: int = 1
     short: bool = False
-    concurrency: int = 24
+    # Checkouts in flight. A checkout mostly waits (for its payment, for the web or the database to
+    # come back): the last quiet 2 000-payment run at 24 used about 0.6 of the 2 cores. 128 swamped the
+    # workers on the shared machine (a backlog of thousands of webhook events, customers timing out).
+    concurrency: int = 64
     broker_outage_seconds: float = 30.0
+    postgres_outage_seconds: float = 1.0  # between the shutdown and the start of a PostgreSQL restart
     converge_timeout: float = 300.0
-    wait_seconds: float = 45.0  # how long a checkout waits for its payment to reach the next step
+    # How long a checkout waits for its payment to reach the next step: past a broker outage, so the
+    # harness's own faults do not turn into customers walking away (fewer captures and refunds checked).
+    wait_seconds: float = 90.0
     keep: bool = False
 
 
@@ -40,6 +47,7 @@ class Report:
     client: Counter = field(default_factory=Counter)
     unexpected_exits: Counter = field(default_factory=Counter)
     drive_seconds: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds by process during the drive
     converge_seconds: float | None = None
     checkouts: list[Checkout] = field(default_factory=list)
 
@@ -70,14 +78,17 @@ class Report:
             "exits         "
             + (", ".join(f"{k} {n}" for k, n in sorted(self.unexpected_exits.items())) or "none")
             + " (processes that died on their own and were started again)",
-            "clients       " + ", ".join(f"{k} {n}" for k, n in sorted(self.client.items())),
+            "clients       " + ", ".join(f"{k} {n:.0f}" for k, n in sorted(self.client.items())),
             f"duplicates {by_kind['duplicate']}  lost {by_kind['lost']}  mismatches {by_kind['mismatch']}  "
             f"regressions {by_kind['regression']}  webhooks applied twice {by_kind['webhook_twice']}  "
+            f"personal data in logs {by_kind['pii']} (of {v.figures['log lines scanned']} lines)  "
             f"outbox {by_kind['outbox'] + by_kind['webhook_unsettled']} (dead rows {v.figures['outbox dead']}, "
             f"parked webhook events {v.figures['webhook events parked']} of {v.figures['webhook events']})",
             f"drive {self.drive_seconds:.0f}s, converged "
             + (f"in {self.converge_seconds:.0f}s" if self.converge_seconds is not None else "NEVER (timed out)")
             + f", provider POSTs per payment {v.figures['provider POSTs'] / max(payments, 1):.2f}",
+            f"cpu in the drive {sum(self.cpu.values()):.0f}s over {self.drive_seconds:.0f}s: "
+            + ", ".join(f"{name} {seconds:.0f}s" for name, seconds in sorted(self.cpu.items(), key=lambda i: -i[1])),
         ]
         for checkout in self.checkouts:
             if any(note.startswith("checkout crashed") for note in checkout.notes):
@@ -113,25 +124,40 @@ def _sandbox(stack: ChaosStack, method: str, path: str, body: dict | None = None
 class Saboteur:
     """Fires the harness's faults as the run reaches them; processes killed are started again."""
 
-    def __init__(self, stack: ChaosStack, plan: list[HarnessFault], fired: Counter) -> None:
+    def __init__(
+        self, stack: ChaosStack, plan: list[HarnessFault], fired: Counter, *, postgres_outage_seconds: float
+    ) -> None:
         self.stack, self.pending, self.fired = stack, list(plan), fired
+        self.postgres_outage_seconds = postgres_outage_seconds
         self.lock = threading.Lock()
+        self.threads: list[threading.Thread] = []
 
     def reached(self, done: int) -> None:
         with self.lock:
             due = [f for f in self.pending if f.at_payment <= done]
             self.pending = [f for f in self.pending if f.at_payment > done]
         for fault in due:
-            threading.Thread(target=self._fire, args=(fault,), daemon=True).start()
+            thread = threading.Thread(target=self._fire, args=(fault,), daemon=True)
+            thread.start()
+            with self.lock:
+                self.threads.append(thread)
+
+    def finish(self) -> None:
+        """Wait for faults still under way (a broker outage fired near the end), so the run's own
+        restarts never race them."""
+        with self.lock:
+            threads = list(self.threads)
+        for thread in threads:
+            thread.join()
 
     def _fire(self, fault: HarnessFault) -> None:
         with self.stack.sabotage:
             self._break(fault)
-        self.fired[fault.kind] += 1
+        self.fired[fault.name] += 1
 
     def _break(self, fault: HarnessFault) -> None:
         stack = self.stack
-        _say(f"harness fault: {fault.kind}")
+        _say(f"harness fault: {fault.name}")
         if fault.kind == "kill_worker":
             worker = stack.workers[fault.target % len(stack.workers)]
             stack.kill_tree(worker)
@@ -145,10 +171,20 @@ class Saboteur:
             children = stack.gunicorn_workers()
             if children:
                 children[fault.target % len(children)].send_signal(signal.SIGKILL)  # gunicorn starts another
+        elif fault.kind == "kill_web_master":
+            # The master and its workers go at once, as a lost container would take them; requests in
+            # flight are cut off and their checkouts retry with their keys until the web is back.
+            stack.kill_tree(stack.web)
+            stack.web.start()
         elif fault.kind == "stop_broker":
             stack.broker.stop()
             time.sleep(fault.seconds)
             stack.broker.start()
+        elif fault.kind == "restart_postgres":
+            # Same data directory and socket: every process must find its way back on its own.
+            stack.stop_postgres(mode=fault.mode)
+            time.sleep(self.postgres_outage_seconds)
+            stack.postgres.start()
 
     def supervise(self, exits: Counter) -> None:
         """Start again what died on its own, as a supervisor would, and count it: such an exit is a finding."""
@@ -177,7 +213,12 @@ def chaos_run(options: Options) -> Report:
         stack.start()
         _say(f"stack up in {time.monotonic() - started_at:.0f}s: web {stack.web_url}, sandbox {stack.sandbox_url}")
         _sandbox(stack, "POST", "faults", {"faults": plan.sandbox, "seed": options.seed})
+        cpu_before = _cpu(stack)
         report.drive_seconds = _drive(stack, options, plan, checkouts, report)
+        report.cpu = {
+            name: used - (cpu_before[name][1] if cpu_before.get(name, (0, 0.0))[0] == pid else 0.0)
+            for name, (pid, used) in _cpu(stack).items()
+        }  # a process started again during the drive counts from its start
         fired = _sandbox(stack, "GET", "faults")
         report.sandbox_faults.update({f["kind"]: f.get("fired", 0) for f in fired.get("faults", [])})
         _sandbox(stack, "DELETE", "faults")
@@ -186,13 +227,19 @@ def chaos_run(options: Options) -> Report:
             report.unexpected_exits[name] += 1
         report.converge_seconds = _converge(stack, options.converge_timeout)
         report.verdict = judge(database_url=stack.database_url, sandbox_url=stack.sandbox_url, checkouts=checkouts)
+        stack.stop_processes()  # what they log on the way out is scanned too
+        scan_logs(report.verdict, stack.our_logs)
     finally:
-        stack.stop()
+        stack.stop_processes()
+        if not options.keep:
+            stack.remove()
     return report
 
 
 def _drive(stack: ChaosStack, options: Options, plan: FaultPlan, checkouts: list[Checkout], report: Report) -> float:
-    saboteur = Saboteur(stack, plan.harness, report.harness_faults)
+    saboteur = Saboteur(
+        stack, plan.harness, report.harness_faults, postgres_outage_seconds=options.postgres_outage_seconds
+    )
     local = threading.local()
     progress = Counter()
     lock = threading.Lock()
@@ -216,7 +263,8 @@ def _drive(stack: ChaosStack, options: Options, plan: FaultPlan, checkouts: list
         saboteur.reached(done)  # by checkouts done, not started: all of the first batch start at once
 
     began = time.monotonic()
-    with ThreadPoolExecutor(max_workers=options.concurrency) as pool:
+    pool = ThreadPoolExecutor(max_workers=options.concurrency)
+    try:
         futures = [pool.submit(play, checkout) for checkout in checkouts]
         while not all(f.done() for f in futures):
             time.sleep(5)
@@ -225,7 +273,16 @@ def _drive(stack: ChaosStack, options: Options, plan: FaultPlan, checkouts: list
                 f"{progress['done']}/{len(checkouts)} checkouts done, {progress['started']} started, "
                 f"{time.monotonic() - began:.0f}s; faults by the harness: {dict(report.harness_faults)}"
             )
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)  # on Ctrl-C, start no more checkouts
+    saboteur.finish()
     return time.monotonic() - began
+
+
+def _cpu(stack: ChaosStack) -> dict[str, tuple[int, float]]:
+    """CPU seconds so far by process (with its pid), the harness's own (its checkout clients) included."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return {**stack.cpu_seconds(), "harness": (0, own.ru_utime + own.ru_stime)}
 
 
 def _converge(stack: ChaosStack, timeout: float) -> float | None:

@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.chaos.run", description=__doc__)
     parser.add_argument("--payments", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--concurrency", type=int, default=24, help="checkout clients at once")
+    parser.add_argument("--concurrency", type=int, default=64, help="checkout clients at once")
     parser.add_argument("--broker-outage-seconds", type=float, default=30.0)
     parser.add_argument("--converge-timeout", type=float, default=300.0)
     parser.add_argument("--short", action="store_true", help="the reduced fault rates of the test suite's run")

@@ -176,7 +176,7 @@ class ChaosStack:
     def restart_dead(self) -> list[str]:
         """Start again whatever the run killed and did not bring back (the harness's safety net)."""
         restarted = []
-        for process in (self.broker, *self.app_processes):
+        for process in (self.postgres, self.broker, *self.app_processes):
             if process.popen is None or process.popen.poll() is not None:
                 process.start()
                 restarted.append(process.name)
@@ -192,6 +192,44 @@ class ChaosStack:
         for child in children:
             with contextlib.suppress(psutil.NoSuchProcess):
                 child.kill()
+
+    def cpu_seconds(self) -> dict[str, tuple[int, float]]:
+        """CPU time (user + system) used so far by each process with everything under it (gunicorn's
+        workers, Celery's pool, PostgreSQL's backends, reaped ones included), with the pid it counts
+        from; what the harness killed took its figures with it. Where a run's time goes."""
+        used = {}
+        for process in (self.postgres, self.redis, self.broker, self.sandbox, *self.app_processes):
+            try:
+                root = psutil.Process(process.popen.pid)
+                tree = [root, *root.children(recursive=True)]
+            except (psutil.NoSuchProcess, AttributeError):
+                continue
+            total = 0.0
+            for member in tree:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    times = member.cpu_times()
+                    total += times.user + times.system + times.children_user + times.children_system
+            used[process.name] = (root.pid, total)
+        return used
+
+    def stop_postgres(self, *, mode: str) -> None:
+        """Shut the embedded PostgreSQL down as `fast` (its launcher's SIGTERM: SIGINT to the postmaster)
+        or `immediate` (SIGQUIT to the postmaster: every backend gone, crash recovery on the next start).
+        The data directory and the socket stay, so `self.postgres.start()` brings the same cluster back.
+
+        https://www.postgresql.org/docs/current/server-shutdown.html
+        """
+        if mode == "immediate":
+            try:
+                postmasters = psutil.Process(self.postgres.popen.pid).children()
+            except (psutil.NoSuchProcess, AttributeError):
+                postmasters = []
+            for postmaster in postmasters:  # the launcher sees it exit, releases its lock and exits too
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    postmaster.send_signal(signal.SIGQUIT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.postgres.popen.wait(timeout=30)
+        self.postgres.stop(sig=signal.SIGTERM, timeout=40)
 
     def gunicorn_workers(self) -> list[psutil.Process]:
         try:
@@ -210,12 +248,26 @@ class ChaosStack:
                 child.kill()
 
     def stop(self) -> None:
+        self.stop_processes()
+        if not self.keep:
+            self.remove()
+
+    def stop_processes(self) -> None:
+        """Stop every process (their logs stay, for the scan and for `--keep`)."""
         for process in [*reversed(self.app_processes), self.sandbox, self.broker, self.redis]:
             if process in self.workers:
                 self._stop_worker(process)
             else:
                 process.stop(timeout=10)
         self.postgres.stop(sig=signal.SIGTERM, timeout=40)
-        if not self.keep:
-            time.sleep(0.2)
-            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def remove(self) -> None:
+        time.sleep(0.2)
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    @property
+    def our_logs(self) -> list[Path]:
+        """The logs of our own processes and our database. Not the sandbox's: it stands in for the
+        provider, which sees request bodies by design; nor Redis's, which logs no data."""
+        processes = [self.postgres, *self.app_processes]
+        return [process.log_path for process in processes if process.log_path.exists()]

@@ -12,6 +12,7 @@ import json
 import urllib.request
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psycopg
 from psycopg.rows import dict_row
@@ -19,6 +20,7 @@ from psycopg.rows import dict_row
 from outbox.models import OutboxMessage
 from payments.models import IdempotencyKey, Payment, PaymentEvent, Refund
 from tests.chaos.checkout import Checkout
+from tests.chaos.pii import find_pii
 from webhooks.models import WebhookEvent
 
 FINAL = {Payment.Status.SUCCEEDED, Payment.Status.FAILED, Payment.Status.CANCELED}
@@ -47,7 +49,7 @@ REFUND_TRANSITIONS = _transitions(Refund)
 
 @dataclass
 class Violation:
-    kind: str  # duplicate, lost, mismatch, regression, webhook_twice, outbox
+    kind: str  # duplicate, lost, mismatch, regression, webhook_twice, outbox, pii
     payment: str
     detail: str
 
@@ -243,3 +245,15 @@ def _check_timeline(verdict: Verdict, pid: str, rows: list[dict]) -> None:
     for (event_id, _), times in applied.items():
         if times > 1:
             verdict.add("webhook_twice", pid, f"webhook event {event_id} applied {times} times")
+
+
+def scan_logs(verdict: Verdict, logs: list[Path]) -> None:
+    """Every line of our processes' logs against the personal data the checkouts carried: a hit is a
+    violation naming the file and line (the value itself is not repeated)."""
+    for path in logs:
+        with open(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                verdict.figures["log lines scanned"] += 1
+                found = find_pii(raw.decode(errors="replace"))
+                if found:
+                    verdict.add("pii", "-", f"{path.name}:{number} holds {', '.join(found)}")
