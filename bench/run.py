@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import servers
 
 GROUPS = ["create", "read", "relay", "webhook", "sandbox"]
-HTTP_GROUPS = {"create", "read"}
+HTTP_GROUPS = {"create", "read", "webhook"}
 
 
 @dataclass
