@@ -27,7 +27,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = os.environ.get("BENCH_DATABASE", "bench_payments")
 REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "9"))  # the dev stack's Redis, a database of the benchmark's own
-WEBHOOK_SECRET = "whsec_bench"  # what the servers verify deliveries with, and the benchmark signs them with
+WEBHOOK_SECRET = f"whsec_{secrets.token_hex(16)}"  # servers verify deliveries with it; the bench signs with it
 UNLIMITED_PER_MINUTE = 1_000_000_000  # the limiter's round trip stays; its refusal must not end a benchmark
 
 
