@@ -4,9 +4,10 @@
 Starts two gunicorn servers with docker-compose's `web` settings and DEBUG off (ours, and the bare
 Django anchor of bench/bare_urls.py), runs the row groups in order, prints the table and writes
 bench/results/<timestamp>.json and .md. Knobs (environment): BENCH_SECONDS (one measured run, 2),
-BENCH_ROUNDS (3), BENCH_ONLY (comma-separated groups: create,read,relay,webhook,sandbox),
-BENCH_CLIENTS (1,4,16), BENCH_OUTBOX_ROWS (20000), BENCH_WEBHOOK_N (1000), BENCH_RESULTS_DIR.
-Not yet here (issue 11): the end-to-end row and the 1M-row scale rows.
+BENCH_ROUNDS (3), BENCH_ONLY (comma-separated groups: create,read,relay,webhook,e2e,sandbox),
+BENCH_CLIENTS (1,4,16), BENCH_OUTBOX_ROWS (20000), BENCH_WEBHOOK_CLIENTS (4), BENCH_E2E_N (300),
+BENCH_RESULTS_DIR. The e2e group starts a pipeline of its own (bench/e2e.py).
+Not yet here (issue 11): the 1M-row scale rows.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import servers
 
-GROUPS = ["create", "read", "relay", "webhook", "sandbox"]
+GROUPS = ["create", "read", "relay", "webhook", "e2e", "sandbox"]
 HTTP_GROUPS = {"create", "read", "webhook"}
 
 
@@ -72,6 +73,7 @@ def main() -> int:
                     "read": "bench.api_read",
                     "relay": "bench.relay_drain",
                     "webhook": "bench.webhook_intake",
+                    "e2e": "bench.e2e",
                     "sandbox": "bench.sandbox_throughput",
                 }[group],
                 fromlist=["rows"],
