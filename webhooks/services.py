@@ -22,7 +22,7 @@ from django.db.models import F
 
 from config.metrics import WEBHOOK_TYPE_OTHER, webhook_event_processed_observed
 from outbox.errors import GiveUp, RetryLater
-from outbox.services import outbox_message_enqueue
+from outbox.services import outbox_message_enqueue, outbox_message_insert
 from payments.gateway.base import NO_SECRET_CONFIGURED, PaymentGateway, ProviderError, WebhookSignatureInvalid
 from payments.gateway.stripe import PROVIDER, webhook_signature_verify
 from payments.models import Payment
@@ -40,6 +40,8 @@ PAYLOAD_INVALID = "payload_invalid"  # signed, but not a JSON event with an id a
 LAST_ERROR_MAX_LENGTH = 500  # the gist for ops, not a stack trace
 _EVENT_ID_MAX_LENGTH = WebhookEvent._meta.get_field("provider_event_id").max_length
 _TYPE_MAX_LENGTH = WebhookEvent._meta.get_field("type").max_length
+# Text, numbers, booleans and aware datetimes go to psycopg as they are; only the JSON needs adapting.
+_PAYLOAD_FIELD = WebhookEvent._meta.get_field("payload")
 
 
 def webhook_secrets() -> list[str]:
@@ -138,13 +140,14 @@ def webhook_event_record(
         "received_at": now,
         "processed_at": None,
     }
+    row["payload"] = _PAYLOAD_FIELD.get_db_prep_save(row["payload"], connection)  # the one column to adapt
     with transaction.atomic(durable=True):
         with connection.cursor() as cursor:
-            cursor.execute(_insert_statement(tuple(row)), [_prepare(name, value) for name, value in row.items()])
+            cursor.execute(_insert_statement(tuple(row)), list(row.values()))
             inserted = cursor.fetchone()
         if inserted is None:
             return False
-        outbox_message_enqueue(topic=topics.WEBHOOK_EVENT_RECEIVED, payload={"webhook_event_id": inserted[0]})
+        outbox_message_insert(topic=topics.WEBHOOK_EVENT_RECEIVED, payload={"webhook_event_id": inserted[0]}, now=now)
     return True
 
 
@@ -157,10 +160,6 @@ def _insert_statement(fields: tuple[str, ...]) -> str:
         f"VALUES ({', '.join(['%s'] * len(columns))}) "
         "ON CONFLICT ON CONSTRAINT webhook_event_once DO NOTHING RETURNING id"
     )
-
-
-def _prepare(name: str, value: object) -> object:
-    return WebhookEvent._meta.get_field(name).get_db_prep_save(value, connection)
 
 
 def _text(value: object, field_name: str) -> str:
