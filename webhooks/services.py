@@ -110,7 +110,9 @@ def webhook_event_record(
 
     The one intake of events: deliveries to the endpoint and reconciliation's backfill both come
     here, so an event is processed once whichever brought it first. Returns True if it was stored
-    now, False if it already was (nothing is written then).
+    now, False if it already was (nothing is written then). A type no handler acts on is stored
+    IGNORED (`unhandled_type`) at once, without an outbox row: processing it could only say so,
+    a worker task later (Stripe sends several such events with every payment); a replay still can.
 
     :raises ValueError: if the event has no id or type
     """
@@ -121,6 +123,7 @@ def webhook_event_record(
     obj = obj if isinstance(obj, dict) else {}
     metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
     payment_id = metadata.get("payment_id")
+    handled = event["type"] in HANDLERS
     row = {
         "provider": provider,
         "provider_event_id": event["id"],
@@ -133,12 +136,12 @@ def webhook_event_record(
         "livemode": event.get("livemode") is True,
         "payload": webhook_payload_redact(event),
         "source": source,
-        "status": WebhookEvent.Status.RECEIVED,
-        "outcome": "",
+        "status": WebhookEvent.Status.RECEIVED if handled else WebhookEvent.Status.IGNORED,
+        "outcome": "" if handled else UNHANDLED_TYPE,
         "attempts": 0,
         "last_error": "",
         "received_at": now,
-        "processed_at": None,
+        "processed_at": None if handled else now,
     }
     row["payload"] = _PAYLOAD_FIELD.get_db_prep_save(row["payload"], connection)  # the one column to adapt
     with transaction.atomic(durable=True):
@@ -147,7 +150,12 @@ def webhook_event_record(
             inserted = cursor.fetchone()
         if inserted is None:
             return False
-        outbox_message_insert(topic=topics.WEBHOOK_EVENT_RECEIVED, payload={"webhook_event_id": inserted[0]}, now=now)
+        if handled:
+            outbox_message_insert(
+                topic=topics.WEBHOOK_EVENT_RECEIVED, payload={"webhook_event_id": inserted[0]}, now=now
+            )
+    if not handled:
+        webhook_event_processed_observed(type=WEBHOOK_TYPE_OTHER, status=WebhookEvent.Status.IGNORED)
     return True
 
 

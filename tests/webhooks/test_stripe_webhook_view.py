@@ -305,3 +305,14 @@ def test_a_signed_event_with_text_postgresql_cannot_store_elsewhere_is_stored_wi
     assert obj["id"] == "pi_1\ufffd"
     assert (stored.object_type, stored.object_id) == ("payment_intent", "")  # no column holds what it cannot store
     assert OutboxMessage.objects.count() == 1
+
+
+def test_an_event_type_no_handler_acts_on_is_stored_ignored_at_once_in_one_statement_without_an_outbox_row(client):
+    unhandled = event("charge.succeeded", {"id": "ch_1", "object": "charge", "amount": 2000})
+
+    sent = statements(client, body_of(unhandled))
+
+    row = WebhookEvent.objects.get(provider_event_id=unhandled["id"])
+    assert sent == [f"INSERT INTO {WebhookEvent._meta.db_table}"]
+    assert (row.status, row.outcome, row.processed_at is not None) == ("IGNORED", "unhandled_type", True)
+    assert not OutboxMessage.objects.exists()
