@@ -21,6 +21,7 @@ import http.client
 import itertools
 import json
 import os
+import statistics
 import sys
 import threading
 import time
@@ -214,6 +215,33 @@ def noop_run(count: int) -> Sample:
     return Sample.of([finished - sent for sent, finished in done], max(finished for _, finished in done) - began)
 
 
+def _cpu_seconds(stack) -> dict[str, float]:
+    """CPU time used so far by each process of the pipeline, its children included (gunicorn's and
+    Celery's workers): where a run's time went, robust on a shared machine where wall time is not."""
+    import psutil
+
+    used = {}
+    for process in (stack.web, stack.relay, *stack.workers, stack.sandbox):
+        try:
+            root = psutil.Process(process.popen.pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        total = 0.0
+        for member in tree:
+            try:
+                times = member.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        used[process.name] = total
+    return used
+
+
+def _per_operation(before: dict[str, float], after: dict[str, float], count: int) -> dict[str, float]:
+    return {name: round((after[name] - before.get(name, 0.0)) / count * 1000, 2) for name in after}
+
+
 def rows(ctx) -> list[Row]:
     progress("end to end: starting web, relay, worker and sandbox (docker-compose's commands)")
     with pipeline(ctx) as stack:
@@ -221,14 +249,31 @@ def rows(ctx) -> list[Row]:
         progress(f"end to end: warm-up, then {N} payments against {N} no-op Celery tasks, A-B-A")
         payments_run(ctx.dsn, port, ctx.api_key, WARMUP)
         noop_run(WARMUP * 5)
-        measured = aba(lambda: payments_run(ctx.dsn, port, ctx.api_key, N), {"Celery no-op task": lambda: noop_run(N)})
-    return [
-        summarise(
-            "e2e",
-            "end to end: POST /api/v1/payments to provider to webhook applied",
-            CLIENTS,
-            "payments",
-            measured,
-            note=f"{N} automatic-capture payments; latency from accept to webhook applied",
+        cpu: dict[str, list[dict[str, float]]] = {"payment": [], "no-op task": []}
+
+        def measured_cpu(kind: str, run):
+            before = _cpu_seconds(stack)
+            sample = run()
+            cpu[kind].append(_per_operation(before, _cpu_seconds(stack), N))
+            return sample
+
+        measured = aba(
+            lambda: measured_cpu("payment", lambda: payments_run(ctx.dsn, port, ctx.api_key, N)),
+            {"Celery no-op task": lambda: measured_cpu("no-op task", lambda: noop_run(N))},
         )
-    ]
+    per_payment = {name: statistics.median(run[name] for run in cpu["payment"]) for name in cpu["payment"][0]}
+    per_task = statistics.median(run["worker0"] for run in cpu["no-op task"])
+    where = ", ".join(f"{name} {ms:.1f}" for name, ms in per_payment.items())
+    progress(f"end to end: CPU ms per payment: {where}; worker CPU ms per no-op task: {per_task:.2f}")
+    row = summarise(
+        "e2e",
+        "end to end: POST /api/v1/payments to provider to webhook applied",
+        CLIENTS,
+        "payments",
+        measured,
+        note=f"{N} automatic-capture payments; latency from accept to webhook applied; CPU ms per payment: {where}",
+    )
+    for number, entry in enumerate(row.rounds):  # the JSON keeps each run's split
+        entry["cpu_ms_per_payment"] = cpu["payment"][number]
+        entry["cpu_ms_per_noop_task"] = cpu["no-op task"][2 * number : 2 * number + 2]
+    return [row]

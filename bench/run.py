@@ -64,9 +64,9 @@ def main() -> int:
             ctx.bare_port = stack.enter_context(
                 servers.gunicorn(app="bench.bare_wsgi:application", client_id=client_id, name="bare")
             )
-        for group in selected:
-            if group == "sandbox":
-                stack.close()  # the web servers are idle from here: stop them before the last group
+        for index, group in enumerate(selected):
+            if not HTTP_GROUPS & set(selected[index:]):
+                stack.close()  # the two web servers are idle from here: stop them before the next group
             module = __import__(
                 {
                     "create": "bench.api_create",
