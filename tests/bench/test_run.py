@@ -18,6 +18,7 @@ EXPECTED = {
     ("GET /api/v1/payments/{id}", 4),
     ("GET /api/v1/payments?limit=10", 4),
     ("outbox relay claim + publish", 1),
+    ("outbox commit to publish (relay loop)", "open loop"),
     ("POST /webhooks/stripe, new event", 4),
     ("POST /webhooks/stripe, duplicate", 4),
     ("end to end: POST /api/v1/payments to provider to webhook applied", 8),
