@@ -4,10 +4,10 @@
 Starts two gunicorn servers with docker-compose's `web` settings and DEBUG off (ours, and the bare
 Django anchor of bench/bare_urls.py), runs the row groups in order, prints the table and writes
 bench/results/<timestamp>.json and .md. Knobs (environment): BENCH_SECONDS (one measured run, 2),
-BENCH_ROUNDS (3), BENCH_ONLY (comma-separated groups: create,read,relay,webhook,scale,sandbox),
-BENCH_CLIENTS (1,4,16), BENCH_OUTBOX_ROWS (20000), BENCH_WEBHOOK_N (1000), BENCH_SCALE_PAYMENTS (1000000),
-BENCH_SCALE_DATABASE (bench_payments_scale), BENCH_RESULTS_DIR.
-Not yet here (issue 11): the end-to-end row.
+BENCH_ROUNDS (3), BENCH_ONLY (comma-separated groups: create,read,relay,webhook,e2e,scale,sandbox),
+BENCH_CLIENTS (1,4,16), BENCH_OUTBOX_ROWS (20000), BENCH_WEBHOOK_CLIENTS (4), BENCH_E2E_N (300),
+BENCH_SCALE_PAYMENTS (1000000), BENCH_SCALE_DATABASE (bench_payments_scale), BENCH_RESULTS_DIR.
+The e2e group starts a pipeline of its own (bench/e2e.py).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import servers
 
-GROUPS = ["create", "read", "relay", "webhook", "scale", "sandbox"]
-HTTP_GROUPS = {"create", "read", "scale"}
+GROUPS = ["create", "read", "relay", "webhook", "e2e", "scale", "sandbox"]
+HTTP_GROUPS = {"create", "read", "webhook", "scale"}
 
 
 @dataclass
@@ -65,15 +65,16 @@ def main() -> int:
             ctx.bare_port = stack.enter_context(
                 servers.gunicorn(app="bench.bare_wsgi:application", client_id=client_id, name="bare")
             )
-        for group in selected:
-            if group == "sandbox":
-                stack.close()  # the web servers are idle from here: stop them before the last group
+        for index, group in enumerate(selected):
+            if not HTTP_GROUPS & set(selected[index:]):
+                stack.close()  # the two web servers are idle from here: stop them before the next group
             module = __import__(
                 {
                     "create": "bench.api_create",
                     "read": "bench.api_read",
                     "relay": "bench.relay_drain",
                     "webhook": "bench.webhook_intake",
+                    "e2e": "bench.e2e",
                     "sandbox": "bench.sandbox_throughput",
                     "scale": "bench.scale",
                 }[group],

@@ -27,6 +27,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = os.environ.get("BENCH_DATABASE", "bench_payments")
 REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "9"))  # the dev stack's Redis, a database of the benchmark's own
+WEBHOOK_SECRET = f"whsec_{secrets.token_hex(16)}"  # servers verify deliveries with it; the bench signs with it
 UNLIMITED_PER_MINUTE = 1_000_000_000  # the limiter's round trip stays; its refusal must not end a benchmark
 
 
@@ -105,7 +106,7 @@ def server_environment(*, client_id: int, metrics_dir: str) -> dict[str, str]:
         "SECURE_SSL_REDIRECT": "false",  # no TLS proxy in front on loopback
         "DATABASE_URL": database_url(),
         "STRIPE_SECRET_KEY": "sk_test_bench",
-        "STRIPE_WEBHOOK_SECRET": "whsec_bench",
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "STRIPE_ALLOW_TEST_KEYS": "true",
         "LOG_LEVEL": "INFO",
         "PROMETHEUS_MULTIPROC_DIR": metrics_dir,

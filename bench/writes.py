@@ -107,3 +107,32 @@ def payment_list(cursor, *, client_id: int, limit: int = 10) -> bytes:
     )
     rows = _rows_as_json(cursor)
     return json.dumps({"object": "list", "data": rows[:limit], "has_more": len(rows) > limit}, default=str).encode()
+
+
+WEBHOOK_PATH = "/webhooks/stripe"
+WEBHOOK_TOPIC = "webhooks.event.received"  # webhooks.topics.WEBHOOK_EVENT_RECEIVED, Django-free here
+
+
+def webhook_event_insert(cursor, *, event: dict, payload: str) -> bool:
+    """Store a verified event once, with its outbox row if it was new, inside the caller's transaction:
+    the two statements `webhook_event_record` sends. Return True if it inserted, False on a duplicate."""
+    obj = event["data"]["object"]
+    cursor.execute(
+        "INSERT INTO webhooks_webhookevent (provider, provider_event_id, type, object_type, object_id,"
+        " payment_public_id, provider_created_at, api_version, livemode, payload, source, status, outcome,"
+        " attempts, last_error, received_at, processed_at)"
+        " VALUES ('stripe', %s, %s, %s, %s, '', now(), %s, false, %s, 'webhook', 'RECEIVED', '', 0, '', now(), NULL)"
+        " ON CONFLICT ON CONSTRAINT webhook_event_once DO NOTHING RETURNING id",
+        [event["id"], event["type"], obj["object"], obj["id"], event["api_version"], payload],
+    )
+    inserted = cursor.fetchone()
+    if inserted is None:
+        return False
+    cursor.execute(
+        "INSERT INTO outbox_outboxmessage (topic, payload, status, created_at, available_at, attempts,"
+        " handed_out_at, started_at, done_at, last_error_type, last_error)"
+        " VALUES (%s, %s, 'DUE', now(), now(), 0, NULL, NULL, NULL, '', '') RETURNING id",
+        [WEBHOOK_TOPIC, json.dumps({"webhook_event_id": inserted[0]})],
+    )
+    cursor.fetchone()
+    return True

@@ -23,7 +23,7 @@ from django.db.models import F
 from config.log import without_row_values
 from config.metrics import WEBHOOK_TYPE_OTHER, webhook_event_processed_observed
 from outbox.errors import GiveUp, RetryLater
-from outbox.services import outbox_message_enqueue
+from outbox.services import outbox_message_enqueue, outbox_message_insert
 from payments.gateway.base import NO_SECRET_CONFIGURED, PaymentGateway, ProviderError, WebhookSignatureInvalid
 from payments.gateway.stripe import PROVIDER, webhook_signature_verify
 from payments.models import Payment
@@ -41,6 +41,8 @@ PAYLOAD_INVALID = "payload_invalid"  # signed, but not a JSON event with an id a
 LAST_ERROR_MAX_LENGTH = 500  # the gist for ops, not a stack trace
 _EVENT_ID_MAX_LENGTH = WebhookEvent._meta.get_field("provider_event_id").max_length
 _TYPE_MAX_LENGTH = WebhookEvent._meta.get_field("type").max_length
+# Text, numbers, booleans and aware datetimes go to psycopg as they are; only the JSON needs adapting.
+_PAYLOAD_FIELD = WebhookEvent._meta.get_field("payload")
 
 
 def webhook_secrets() -> list[str]:
@@ -109,7 +111,9 @@ def webhook_event_record(
 
     The one intake of events: deliveries to the endpoint and reconciliation's backfill both come
     here, so an event is processed once whichever brought it first. Returns True if it was stored
-    now, False if it already was (nothing is written then).
+    now, False if it already was (nothing is written then). A type no handler acts on is stored
+    IGNORED (`unhandled_type`) at once, without an outbox row: processing it could only say so,
+    a worker task later (Stripe sends several such events with every payment); a replay still can.
 
     :raises ValueError: if the event has no id or type
     """
@@ -120,6 +124,7 @@ def webhook_event_record(
     obj = obj if isinstance(obj, dict) else {}
     metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
     payment_id = metadata.get("payment_id")
+    handled = event["type"] in HANDLERS
     row = {
         "provider": provider,
         "provider_event_id": event["id"],
@@ -132,20 +137,26 @@ def webhook_event_record(
         "livemode": event.get("livemode") is True,
         "payload": webhook_payload_redact(event),
         "source": source,
-        "status": WebhookEvent.Status.RECEIVED,
-        "outcome": "",
+        "status": WebhookEvent.Status.RECEIVED if handled else WebhookEvent.Status.IGNORED,
+        "outcome": "" if handled else UNHANDLED_TYPE,
         "attempts": 0,
         "last_error": "",
         "received_at": now,
-        "processed_at": None,
+        "processed_at": None if handled else now,
     }
+    row["payload"] = _PAYLOAD_FIELD.get_db_prep_save(row["payload"], connection)  # the one column to adapt
     with transaction.atomic(durable=True):
         with connection.cursor() as cursor:
-            cursor.execute(_insert_statement(tuple(row)), [_prepare(name, value) for name, value in row.items()])
+            cursor.execute(_insert_statement(tuple(row)), list(row.values()))
             inserted = cursor.fetchone()
         if inserted is None:
             return False
-        outbox_message_enqueue(topic=topics.WEBHOOK_EVENT_RECEIVED, payload={"webhook_event_id": inserted[0]})
+        if handled:
+            outbox_message_insert(
+                topic=topics.WEBHOOK_EVENT_RECEIVED, payload={"webhook_event_id": inserted[0]}, now=now
+            )
+    if not handled:
+        webhook_event_processed_observed(type=WEBHOOK_TYPE_OTHER, status=WebhookEvent.Status.IGNORED)
     return True
 
 
@@ -158,10 +169,6 @@ def _insert_statement(fields: tuple[str, ...]) -> str:
         f"VALUES ({', '.join(['%s'] * len(columns))}) "
         "ON CONFLICT ON CONSTRAINT webhook_event_once DO NOTHING RETURNING id"
     )
-
-
-def _prepare(name: str, value: object) -> object:
-    return WebhookEvent._meta.get_field(name).get_db_prep_save(value, connection)
 
 
 def _text(value: object, field_name: str) -> str:

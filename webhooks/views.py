@@ -8,6 +8,7 @@ which would turn a burst of genuine deliveries into 429s (and provider retries).
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -28,6 +29,9 @@ TOO_LARGE = "request_too_large"
 # and bury real lines. One line per reason per this many seconds, per process, with how many it
 # stands for; the `webhook_intake` counter counts every one.
 REJECTION_LOG_INTERVAL_SECONDS = 10.0
+# The two answers to a verified delivery, serialised once (a JsonResponse per delivery showed in profiles).
+_STORED = json.dumps({"received": True, "duplicate": False}).encode()
+_DUPLICATE = json.dumps({"received": True, "duplicate": True}).encode()
 
 
 class _ThrottledLog:
@@ -106,4 +110,4 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
         event_type=event["type"],
         duplicate=not stored,
     )
-    return JsonResponse({"received": True, "duplicate": not stored})
+    return HttpResponse(_STORED if stored else _DUPLICATE, content_type="application/json")

@@ -19,8 +19,9 @@ EXPECTED = {
     ("GET /api/v1/payments?limit=10", 4),
     ("outbox relay claim + publish", 1),
     ("outbox commit to publish (relay loop)", "open loop"),
-    ("POST /webhooks/stripe, new event", 1),
-    ("POST /webhooks/stripe, duplicate", 1),
+    ("POST /webhooks/stripe, new event", 4),
+    ("POST /webhooks/stripe, duplicate", 4),
+    ("end to end: POST /api/v1/payments to provider to webhook applied", 8),
     ("sandbox create+confirm (raw HTTP)", 8),
     ("sandbox create+confirm (stripe SDK)", 8),
 }
@@ -40,7 +41,7 @@ def test_bench_run_writes_every_row_with_its_anchors(tmp_path):
         "BENCH_WARMUP_SECONDS": "0.02",
         "BENCH_ROUNDS": "1",
         "BENCH_OUTBOX_ROWS": "300",
-        "BENCH_WEBHOOK_N": "10",
+        "BENCH_E2E_N": "10",
         "BENCH_RESULTS_DIR": str(tmp_path),
         "BENCH_DATABASE": "bench_smoke",  # never the database of a real `make bench`
         "BENCH_REDIS_DB": "10",

@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -55,10 +56,46 @@ RUN_SETTINGS = {
 WORKERS = 2  # each the production image's worker: prefork, concurrency 4 (docker-compose.yml)
 
 
+def _chaos_web_command(port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "gunicorn", "config.wsgi:application", "-c", "config/gunicorn.py",
+        "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "8",
+        "--graceful-timeout", "5", "--no-control-socket", "--error-logfile", "-",
+    ]  # fmt: skip
+
+
+def _chaos_worker_command(name: str) -> list[str]:
+    return [
+        sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "prefork", "--concurrency", "4",
+        "--without-gossip", "--without-mingle", "--loglevel", "INFO", "-n", name,
+    ]  # fmt: skip
+
+
 class ChaosStack:
-    def __init__(self, *, seed: int, data_dir: Path | None = None, keep: bool = False) -> None:
+    """The chaos run's stack. The keyword arguments after `keep` let another harness (bench/e2e.py)
+    start the same pipeline its own way: on servers it already runs (`services`: DATABASE_URL,
+    REDIS_URL and CELERY_BROKER_URL of a migrated database, never started or stopped here), with
+    its own settings and command lines, without beat. Their defaults are the chaos run's."""
+
+    def __init__(
+        self,
+        *,
+        seed: int,
+        data_dir: Path | None = None,
+        keep: bool = False,
+        services: dict[str, str] | None = None,
+        run_settings: dict[str, str] = RUN_SETTINGS,
+        web_command: Callable[[int], list[str]] = _chaos_web_command,
+        worker_command: Callable[[str], list[str]] = _chaos_worker_command,
+        relay_command: list[str] | None = None,
+        workers: int = WORKERS,
+        beat: bool = True,
+        webhook_secret: str | None = None,
+    ) -> None:
         self.seed = seed
         self.keep = keep
+        self.external = services is not None
+        self.with_beat = beat
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="chaos-"))
         self.log_dir = self.data_dir / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -67,14 +104,16 @@ class ChaosStack:
         self.web_url = f"http://127.0.0.1:{self.web_port}"
         self.sandbox_url = f"http://127.0.0.1:{self.sandbox_port}"
         base = {key: value for key, value in os.environ.items() if key not in ("PROMETHEUS_MULTIPROC_DIR",)}
-        self.env = {**base, **RUN_SETTINGS, "DATA_DIR": str(self.data_dir)}
-        self.database_url = self._python("from config.devstack import paths; print(paths.local_database_url())")
-        self.env.update(
-            DATABASE_URL=self.database_url,
-            REDIS_URL=f"redis://127.0.0.1:{self.redis_port}/0",
-            CELERY_BROKER_URL=f"redis://127.0.0.1:{self.broker_port}/0",
-            STRIPE_API_BASE=self.sandbox_url,
-        )
+        self.env = {**base, **run_settings, "DATA_DIR": str(self.data_dir)}
+        if services is None:
+            services = {
+                "DATABASE_URL": self._python("from config.devstack import paths; print(paths.local_database_url())"),
+                "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
+                "CELERY_BROKER_URL": f"redis://127.0.0.1:{self.broker_port}/0",
+            }
+        self.database_url = services["DATABASE_URL"]
+        self.env.update(services, STRIPE_API_BASE=self.sandbox_url)
+        webhook_secret = webhook_secret or settings.STRIPE_WEBHOOK_SECRET.split(",")[0]
         python = sys.executable
         self.postgres = Process(
             "postgres", [python, "-m", "config.devstack", "serve-postgres"], self.env, self.log_dir, ready="ready at"
@@ -88,39 +127,22 @@ class ChaosStack:
                 "--api-version", settings.STRIPE_API_VERSION, "--seed", str(seed),
                 "--async-settle-seconds", "1", "--webhook-retry-base-seconds", "0.5",
                 "--webhook-url", f"{self.web_url}/webhooks/stripe",
-                "--webhook-secret", settings.STRIPE_WEBHOOK_SECRET.split(",")[0],
+                "--webhook-secret", webhook_secret,
             ],
             self.env,
             self.log_dir,
             ready="webhooks ->",
         )  # fmt: skip
-        self.web = Process(
-            "web",
-            [
-                python, "-m", "gunicorn", "config.wsgi:application", "-c", "config/gunicorn.py",
-                "--bind", f"127.0.0.1:{self.web_port}", "--workers", "2", "--threads", "8",
-                "--graceful-timeout", "5", "--no-control-socket", "--error-logfile", "-",
-            ],
-            self.env,
-            self.log_dir,
-            ready="Booting worker",
-        )  # fmt: skip
+        self.web = Process("web", web_command(self.web_port), self.env, self.log_dir, ready="Booting worker")
         self.relay = Process(
-            "relay", [python, "manage.py", "outbox_relay", "--interval", "0.5"], self.env, self.log_dir,
-            ready="outbox relay started",
+            "relay", relay_command or [python, "manage.py", "outbox_relay", "--interval", "0.5"], self.env,
+            self.log_dir, ready="outbox relay started",
         )  # fmt: skip
         self.workers = [
             Process(
-                f"worker{n}",
-                [
-                    python, "-m", "celery", "-A", "config", "worker", "--pool", "prefork", "--concurrency", "4",
-                    "--without-gossip", "--without-mingle", "--loglevel", "INFO", "-n", f"chaos{n}-{seed}@%h",
-                ],
-                self.env,
-                self.log_dir,
-                ready="ready.",
+                f"worker{n}", worker_command(f"chaos{n}-{seed}@%h"), self.env, self.log_dir, ready="ready."
             )
-            for n in range(WORKERS)
+            for n in range(workers)
         ]  # fmt: skip
         self.beat = Process(
             "beat",
@@ -148,13 +170,16 @@ class ChaosStack:
 
     @property
     def app_processes(self) -> list[Process]:
-        return [self.web, self.relay, *self.workers, self.beat]
+        return [self.web, self.relay, *self.workers, *([self.beat] if self.with_beat else [])]
 
     def start(self) -> ChaosStack:
-        for process in (self.postgres, self.redis, self.broker):
-            process.start()
         manage = [sys.executable, "manage.py"]
-        subprocess.run([*manage, "migrate", "--no-input", "-v", "0"], env=self.env, check=True, cwd=settings.BASE_DIR)
+        if not self.external:
+            for process in (self.postgres, self.redis, self.broker):
+                process.start()
+            subprocess.run(
+                [*manage, "migrate", "--no-input", "-v", "0"], env=self.env, check=True, cwd=settings.BASE_DIR
+            )
         self.api_key = subprocess.run(
             [*manage, "create_api_key", "chaos-checkout"],
             env=self.env, capture_output=True, text=True, check=True, cwd=settings.BASE_DIR,
@@ -162,7 +187,7 @@ class ChaosStack:
         self.web.start()
         wait_until(self._web_ready, timeout=30, what="web to answer")
         self.sandbox.start()
-        for process in (self.relay, *self.workers, self.beat):
+        for process in self.app_processes[1:]:
             process.start()
         return self
 
@@ -176,7 +201,7 @@ class ChaosStack:
     def restart_dead(self) -> list[str]:
         """Start again whatever the run killed and did not bring back (the harness's safety net)."""
         restarted = []
-        for process in (self.postgres, self.broker, *self.app_processes):
+        for process in ([] if self.external else [self.postgres, self.broker]) + self.app_processes:
             if process.popen is None or process.popen.poll() is not None:
                 process.start()
                 restarted.append(process.name)

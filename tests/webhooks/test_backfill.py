@@ -19,6 +19,7 @@ from payments.services.janitor import janitor_run
 from tests.factories import PaymentFactory
 from tests.webhooks.conftest import event, process_pending
 from webhooks import topics
+from webhooks.handlers import HANDLERS
 from webhooks.models import WebhookBackfillCursor, WebhookEvent
 from webhooks.reconciliation import webhook_events_backfill
 from webhooks.tasks import webhook_events_backfill_task
@@ -43,13 +44,12 @@ def sandbox_gateway(stripe_sandbox) -> StripeGateway:
     )
 
 
-def listed(*ids: str, ago: int = 120, has_more: bool = False) -> EventPage:
+def listed(*ids: str, ago: int = 120, has_more: bool = False, type: str = "charge.succeeded") -> EventPage:
     """A page of the provider's events, newest first, created `ago` seconds back and older."""
     now = int(time.time())
     return EventPage(
         events=[
-            event("charge.succeeded", {"id": f"ch_{i}", "object": "charge"}, id=i, created=now - ago - n)
-            for n, i in enumerate(ids)
+            event(type, {"id": f"ch_{i}", "object": "charge"}, id=i, created=now - ago - n) for n, i in enumerate(ids)
         ],
         has_more=has_more,
     )
@@ -60,7 +60,7 @@ def backfill(gateway, guards, **kwargs):
 
 
 def test_backfill_stores_each_listed_event_once_with_source_backfill_and_its_outbox_row(gateway, guards):
-    gateway.script("events_list", listed("evt_2", "evt_1"))
+    gateway.script("events_list", listed("evt_2", "evt_1", type="charge.refunded"))  # a type a handler acts on
 
     counts = backfill(gateway, guards)
 
@@ -75,7 +75,7 @@ def test_backfill_stores_each_listed_event_once_with_source_backfill_and_its_out
 
 
 def test_an_event_the_endpoint_already_stored_is_left_as_it_was(gateway, guards):
-    gateway.script("events_list", listed("evt_1"))
+    gateway.script("events_list", listed("evt_1", type="charge.refunded"))
     backfill(gateway, guards)
     WebhookEvent.objects.update(source=WebhookEvent.Source.WEBHOOK)
     WebhookBackfillCursor.objects.all().delete()
@@ -209,9 +209,13 @@ def test_a_payment_whose_response_and_webhook_were_both_lost_settles_through_the
 
 @pytest.mark.django_db(transaction=True)
 def test_two_backfill_runs_at_once_store_each_event_once(stripe_sandbox, stripe_client, guards):
-    for amount in (100, 200, 300):
-        stripe_client.v1.payment_intents.create(params={"amount": amount, "currency": "eur"})
-    listed_ids = {e.id for e in stripe_client.v1.events.list(params={"limit": 100}).data}
+    for amount in (100, 200, 300):  # confirmed: each also sends payment_intent.succeeded, which a handler acts on
+        stripe_client.v1.payment_intents.create(
+            params={"amount": amount, "currency": "eur", "payment_method": "pm_card_visa", "confirm": True}
+        )
+    listed = stripe_client.v1.events.list(params={"limit": 100}).data
+    listed_ids = {e.id for e in listed}
+    handled_ids = {e.id for e in listed if e.type in HANDLERS}
     together = threading.Barrier(2)
     errors, results = [], []
 
@@ -244,7 +248,8 @@ def test_two_backfill_runs_at_once_store_each_event_once(stripe_sandbox, stripe_
 
     assert errors == []
     assert set(WebhookEvent.objects.values_list("provider_event_id", flat=True)) == listed_ids
-    assert OutboxMessage.objects.filter(topic=topics.WEBHOOK_EVENT_RECEIVED).count() == len(listed_ids)
+    assert len(handled_ids) == 3
+    assert OutboxMessage.objects.filter(topic=topics.WEBHOOK_EVENT_RECEIVED).count() == len(handled_ids)
     assert sum(r.get("backfilled", 0) for r in results) == len(listed_ids)
     assert sorted(r["cursor_advanced"] for r in results) == [0, 1]
     newest = stripe_client.v1.events.list(params={"limit": 1}).data[0].id

@@ -355,3 +355,14 @@ def test_a_replayed_delivery_is_200_and_stored_once_while_fresh_and_refused_once
     assert (replayed.status_code, replayed.json()["duplicate"]) == (200, True)
     assert (stale.status_code, stale.json()["error"]["code"]) == (400, "timestamp_outside_tolerance")
     assert counts() == before
+
+
+def test_an_event_type_no_handler_acts_on_is_stored_ignored_at_once_in_one_statement_without_an_outbox_row(client):
+    unhandled = event("charge.succeeded", {"id": "ch_1", "object": "charge", "amount": 2000})
+
+    sent = statements(client, body_of(unhandled))
+
+    row = WebhookEvent.objects.get(provider_event_id=unhandled["id"])
+    assert sent == [f"INSERT INTO {WebhookEvent._meta.db_table}"]
+    assert (row.status, row.outcome, row.processed_at is not None) == ("IGNORED", "unhandled_type", True)
+    assert not OutboxMessage.objects.exists()
