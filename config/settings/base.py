@@ -156,7 +156,8 @@ def database(url: str) -> dict:
     config = env.db_url_config(url)
     config["ATOMIC_REQUESTS"] = False  # services own their transactions
     config["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-    config["CONN_HEALTH_CHECKS"] = True
+    # No SELECT 1 before each request: config/db.py finds a dead kept connection without a round trip.
+    config["CONN_HEALTH_CHECKS"] = False
     # A request that hangs inside a transaction must not hold row locks (or an idempotency key) forever.
     timeout_ms = env.int("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", default=60_000)
     config.setdefault("OPTIONS", {})["options"] = f"-c idle_in_transaction_session_timeout={timeout_ms}"
