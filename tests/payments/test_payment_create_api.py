@@ -160,9 +160,9 @@ def test_create_payment_uses_the_same_small_number_of_queries_whatever_the_body(
     api.get("/api/v1/payments/pay_warm")  # verifies the key (remembered API_KEY_CACHE_SECONDS) and records its use
 
     # The transaction (a savepoint and its release in tests); lock timeout, key insert and timeout reset
-    # in one round trip; the service's savepoint with payment, event and outbox inserts; the stored response.
+    # in one round trip; payment, event and outbox in one statement; the stored response.
     for key, body in (("small", small), ("big", big)):
-        with django_assert_num_queries(9):
+        with django_assert_num_queries(5):
             response = post_payment(api, body, key=key)
         assert response.status_code == 202
 
