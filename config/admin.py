@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -25,12 +27,42 @@ class ReadOnlyMixin:
         return False
 
 
+class BoundedDatesChangeList(ChangeList):
+    """
+    A date in the URL that no datetime can hold is a bad filter, not a server error.
+
+    Django answers `?created_at__year=abc` with the changelist and `?e=1`, but lets OverflowError (a day
+    past a C long) and the end of year 9999 (its upper bound is computed outside Django's try) escape.
+    """
+
+    def get_filters(self, request):
+        try:
+            return super().get_filters(request)
+        except (ValueError, OverflowError) as error:
+            raise IncorrectLookupParameters(error) from error
+
+
+class BoundedDatesMixin:
+    def get_changelist(self, request, **kwargs):
+        changelist = super().get_changelist(request, **kwargs)
+        if issubclass(changelist, BoundedDatesChangeList):
+            return changelist
+        return type(f"BoundedDates{changelist.__name__}", (BoundedDatesChangeList, changelist), {})
+
+
 class OpsAdminSite(admin.AdminSite):
     """The admin site (`admin.site`, through config.apps.OpsAdminConfig), with the ops dashboard."""
 
     site_header = "Payments operations"
     site_title = "Payments operations"
     index_template = "admin/ops/index.html"
+
+    def register(self, model_or_iterable, admin_class=None, **options):
+        """Every model admin, ours and third parties' (axes), gets the bounded-dates changelist."""
+        admin_class = admin_class or admin.ModelAdmin
+        if not issubclass(admin_class, BoundedDatesMixin):
+            admin_class = type(admin_class.__name__, (BoundedDatesMixin, admin_class), {})
+        return super().register(model_or_iterable, admin_class, **options)
 
     def get_urls(self):
         return [path("dashboard/", self.admin_view(self.dashboard_view), name="ops_dashboard"), *super().get_urls()]

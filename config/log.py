@@ -13,7 +13,29 @@ https://www.structlog.org/en/stable/standard-library.html#rendering-using-struct
 
 from __future__ import annotations
 
+import re
+
 import structlog
+
+# PostgreSQL's DETAIL line of a constraint violation quotes the row ("Key (payment_id, key)=(…)",
+# "Failing row contains (…)"): descriptions, metadata, references, whatever the customer sent. psycopg
+# puts it in the exception's text, so it would reach a traceback in the logs and a stored last_error.
+_ROW_DETAIL = re.compile(r"^DETAIL:.*$", re.MULTILINE)
+ROW_DETAIL_WITHHELD = "DETAIL: (row values withheld)"
+
+
+def without_row_values(text: str) -> str:
+    """Return `text` with PostgreSQL's DETAIL lines (which quote row values) replaced by a placeholder."""
+    return _ROW_DETAIL.sub(ROW_DETAIL_WITHHELD, text)
+
+
+def _row_values_withheld(logger, method_name: str, event_dict: dict) -> dict:
+    """structlog processor: no rendered value (message, traceback, field) carries a DETAIL line."""
+    for key, value in event_dict.items():
+        if isinstance(value, str) and "DETAIL:" in value:
+            event_dict[key] = without_row_values(value)
+    return event_dict
+
 
 # Run on every event, whether it came from structlog or from a standard-library logger.
 _SHARED_PROCESSORS = [
@@ -36,6 +58,7 @@ def logging_config(*, level: str) -> dict:
                 "processors": [
                     structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     structlog.processors.format_exc_info,  # the traceback becomes one escaped field
+                    _row_values_withheld,
                     structlog.processors.JSONRenderer(),
                 ],
             }

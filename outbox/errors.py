@@ -31,3 +31,15 @@ class GiveUp(Exception):  # an instruction to the outbox, not a failure
         super().__init__(message)
         self.message = message
         self.error_type = error_type
+
+
+class PublishInterrupted(Exception):
+    """The broker failed part-way through a batch: its first `published` messages are surely in the broker.
+
+    The others are given back. Those of the pipeline that failed may have landed anyway (delivery is
+    uncertain when a connection breaks mid-pipeline): delivery is at least once, and consumers dedupe.
+    """
+
+    def __init__(self, *, published: int) -> None:
+        super().__init__(f"{published} messages published before the broker failed")
+        self.published = published

@@ -12,6 +12,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from config.log import without_row_values
 from config.metrics import outbox_task_outcome_observed
 from outbox.backoff import outbox_next_attempt_at
 from outbox.errors import GiveUp, OutboxOutsideTransaction, RetryLater
@@ -77,7 +78,7 @@ def outbox_message_process(*, message_id: int, work: Callable[[], object]) -> st
             status = outbox_message_retry(
                 message_id=message_id,
                 error_type=type(exc).__name__,
-                error=str(exc),
+                error=without_row_values(str(exc)),  # ops read it in the admin: no customer data
                 retry_after=None,
                 count_attempt=True,
                 now=timezone.now(),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -41,6 +42,9 @@ from payments.services.housekeeping import batched_delete
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_KEY_LENGTH = 255
+# Printable ASCII without leading or trailing spaces: HTTP strips those from a header value, so a key
+# that had them would arrive as another key. The OpenAPI schema states this same pattern.
+KEY_PATTERN = r"^[!-~](?:[ -~]*[!-~])?$"
 Handler = Callable[[], tuple[int, dict]]
 
 
@@ -57,8 +61,11 @@ def _key_from(request: Request, *, required: bool) -> str | None:
         if required:
             raise IdempotencyKeyRequired(f"An {HEADER} header is required for this request", param=HEADER)
         return None
-    if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable() or not key.isascii():
-        raise IdempotencyKeyInvalid(f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable ASCII characters", param=HEADER)
+    if len(key) > MAX_KEY_LENGTH or not re.fullmatch(KEY_PATTERN, key):
+        raise IdempotencyKeyInvalid(
+            f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable ASCII characters, not starting or ending with a space",
+            param=HEADER,
+        )
     return key
 
 

@@ -3,11 +3,50 @@ Suite-wide fixtures. The database is real PostgreSQL: `make test` starts the emb
 DATABASE_URL); a test that needs a service starts it or fails loudly, and any skip fails the run.
 """
 
+import logging
+from pathlib import Path
+
 import pytest
+
+from tests.pii import LogScan, app_log_formatter
 
 pytest_plugins = ["tests.fixtures.sandbox", "tests.fixtures.gateway", "tests.fixtures.live", "tests.fixtures.ops"]
 
 _skipped: list[str] = []
+# Every log record of the session, rendered as the app renders it, scanned for planted personal data.
+_log_scan: LogScan | None = None
+
+
+def _log_scan_attach() -> None:
+    """Put the scan on the root logger at INFO (production's level), again if a test reconfigured logging."""
+    global _log_scan
+    root = logging.getLogger()
+    if _log_scan is None:
+        from django.conf import settings
+
+        _log_scan = LogScan(
+            formatter=app_log_formatter(), extra=(settings.STRIPE_SECRET_KEY, settings.STRIPE_WEBHOOK_SECRET)
+        )
+    if _log_scan not in root.handlers:
+        root.addHandler(_log_scan)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _log_scan_attach()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _log_scan_attach()
+    _log_scan.where = item.nodeid
+
+
+def _log_files_scan(session: pytest.Session) -> None:
+    """Scan the log files of the processes the suite started (live stacks, gunicorn, chaos runs)."""
+    base = Path(session.config._tmp_path_factory.getbasetemp())
+    for path in sorted(base.rglob("*.log")):
+        _log_scan.scan(path.read_text(errors="replace"), where=str(path.relative_to(base)))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -19,9 +58,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # A skipped test hides a missing service; in this project that is a failure, never a pass.
     if _skipped and exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if _log_scan is not None:
+        _log_files_scan(session)
+        # Personal data or a secret in a log is a leak, whichever test caused it (issue 12).
+        if _log_scan.hits and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
+    if _log_scan is not None and _log_scan.hits:
+        hits = sorted(set(_log_scan.hits))
+        terminalreporter.write_line(f"FAILED: personal data or secrets in the logs ({len(hits)}):", red=True)
+        for where, hit in hits[:50]:
+            terminalreporter.write_line(f"  {where}: {hit}", red=True)
     if _skipped:
         terminalreporter.write_line(
             f"FAILED: {len(_skipped)} test(s) skipped; skips are not allowed here: {', '.join(_skipped)}",

@@ -5,6 +5,7 @@ from django.contrib.auth.models import Permission, User
 from factory.django import DjangoModelFactory
 
 from payments.models import ApiClient, ApiKey, Payment, Refund
+from tests.pii import PLANTED
 
 
 class ApiClientFactory(DjangoModelFactory):
@@ -30,7 +31,12 @@ class PaymentFactory(DjangoModelFactory):
     amount = 2000
     currency = "eur"
     payment_method = "pm_card_visa"
-    description = factory.Faker("sentence")
+    # Customer data as customers write it, planted so the suite's log scan (tests/pii.py) can find a leak.
+    description = PLANTED["description"]
+    customer_reference = PLANTED["email"]
+    metadata = factory.LazyFunction(
+        lambda: {"note": PLANTED["metadata_value"], "card": PLANTED["card_number"], "buyer": PLANTED["name"]}
+    )
 
 
 def payment_with_status(status: str, **kwargs) -> Payment:

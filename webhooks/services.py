@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 
+from config.log import without_row_values
 from config.metrics import WEBHOOK_TYPE_OTHER, webhook_event_processed_observed
 from outbox.errors import GiveUp, RetryLater
 from outbox.services import outbox_message_enqueue
@@ -230,7 +231,7 @@ def webhook_event_process(
             _fail(event, context, error=f"{exc.error_type}: {exc.message}")
             raise GiveUp(f"the provider refused a fetch: {exc.message}", error_type=exc.error_type) from exc
         except Exception as exc:
-            _fail(event, context, error=f"{type(exc).__name__}: {exc}")
+            _fail(event, context, error=without_row_values(f"{type(exc).__name__}: {exc}"))
             raise  # a bug, not an answer: the outbox logs it and retries the row, then it is dead for ops
     return _settle(event, context, status=WebhookEvent.Status.PROCESSED, outcome=outcome)
 

@@ -388,6 +388,12 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Payment orchestration API",
     "DESCRIPTION": "Write before you call: payments are stored, then sent to the provider by workers.",
     "VERSION": "1.0.0",
+    # 3.1: full JSON Schema, so the schema can state metadata's key rules (propertyNames) as the server checks them.
+    "OAS_VERSION": "3.1.0",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "payments.api.schema.api_contract_postprocess",
+    ],
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],  # the contract is public, the data is not
     "SERVE_AUTHENTICATION": [],

@@ -22,8 +22,19 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+# No NUL character: PostgreSQL cannot store one in text, and DRF's CharField refuses it. Written in a
+# syntax Python's `re`, JSON Schema's ECMA-262 and the Rust regex crate all read the same way.
+NO_NUL_PATTERN = r"^[^\u0000]*$"
+
+
 class StrictCharField(serializers.CharField):
+    """A JSON string taken as sent: no coercion and no trimming, so the schema's lengths are the server's."""
+
     default_error_messages = {"not_string": "Must be a JSON string.", "not_unicode": NOT_UNICODE}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
@@ -55,6 +66,7 @@ class CurrencyField(StrictCharField):
 MAX_UNIX_TIME = int(datetime.max.replace(microsecond=0, tzinfo=UTC).timestamp())  # 9999-12-31T23:59:59Z
 
 
+@extend_schema_field({"type": "integer", "minimum": 0, "maximum": MAX_UNIX_TIME})
 class UnixTimeField(serializers.IntegerField):
     """Unix seconds (a query parameter such as `created[gte]`) as an aware UTC datetime."""
 
@@ -75,14 +87,15 @@ class UnixTimeField(serializers.IntegerField):
 METADATA_MAX_KEYS = 50
 METADATA_KEY_MAX_LENGTH = 40
 METADATA_VALUE_MAX_LENGTH = 500
-_METADATA_KEY = re.compile(r"^[^\[\]\x00]+$")  # brackets would be ambiguous in form-encoded provider calls
+METADATA_KEY_PATTERN = r"^[^\[\]\u0000]+$"  # brackets would be ambiguous in form-encoded provider calls
 
 
 @extend_schema_field(
     {
         "type": "object",
         "maxProperties": METADATA_MAX_KEYS,
-        "additionalProperties": {"type": "string", "maxLength": METADATA_VALUE_MAX_LENGTH},
+        "propertyNames": {"minLength": 1, "maxLength": METADATA_KEY_MAX_LENGTH, "pattern": METADATA_KEY_PATTERN},
+        "additionalProperties": {"type": "string", "maxLength": METADATA_VALUE_MAX_LENGTH, "pattern": NO_NUL_PATTERN},
     }
 )
 class MetadataField(serializers.Field):
@@ -100,9 +113,11 @@ class MetadataField(serializers.Field):
         if len(data) > METADATA_MAX_KEYS:
             self.fail("too_many")
         for key, value in data.items():
-            if not (1 <= len(key) <= METADATA_KEY_MAX_LENGTH) or not _METADATA_KEY.match(key):
+            if len(key) > METADATA_KEY_MAX_LENGTH or not re.fullmatch(METADATA_KEY_PATTERN, key):
                 self.fail("bad_key")
-            if not isinstance(value, str) or len(value) > METADATA_VALUE_MAX_LENGTH or "\x00" in value:
+            if not isinstance(value, str) or len(value) > METADATA_VALUE_MAX_LENGTH:
+                self.fail("bad_value")
+            if not re.fullmatch(NO_NUL_PATTERN, value):
                 self.fail("bad_value")
             if LONE_SURROGATE.search(key) or LONE_SURROGATE.search(value):
                 self.fail("not_unicode")
@@ -110,6 +125,14 @@ class MetadataField(serializers.Field):
 
     def to_representation(self, value):
         return value
+
+
+class PublicIdField(serializers.CharField):
+    """One of our ids (`pay_…`): its shape is stated in the schema; an ill-formed one names no object (404)."""
+
+    def __init__(self, *, prefix: str, **kwargs):
+        self.prefix = prefix
+        super().__init__(max_length=40, **kwargs)
 
 
 class StrictInputSerializer(serializers.Serializer):

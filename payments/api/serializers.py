@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from payments.api.fields import (
+    MAX_UNIX_TIME,
     CurrencyField,
     MetadataField,
+    PublicIdField,
     StrictCharField,
     StrictInputSerializer,
     StrictIntegerField,
@@ -18,6 +21,7 @@ from payments.models import Payment, Refund
 from payments.models.payment import CUSTOMER_REFERENCE_MAX_LENGTH, DESCRIPTION_MAX_LENGTH, MAX_AMOUNT
 
 PUBLIC_STATUSES = sorted(set(Payment.PUBLIC_STATUS.values()))
+LIST_MAX_LIMIT = 100
 
 
 def _codes(currencies) -> str:
@@ -81,14 +85,18 @@ class PaymentListInputSerializer(StrictInputSerializer):
     """Query parameters under the names clients send (`created[gte]`), so an error names the one sent."""
 
     status = serializers.ChoiceField(choices=PUBLIC_STATUSES, required=False)
-    limit = serializers.IntegerField(min_value=1, max_value=100, default=10)
-    starting_after = serializers.CharField(max_length=40, required=False)
+    limit = serializers.IntegerField(
+        min_value=1, max_value=LIST_MAX_LIMIT, default=10, help_text=f"1 to {LIST_MAX_LIMIT}, default 10."
+    )
+    starting_after = PublicIdField(prefix="pay", required=False, help_text="A payment id: the page after it.")
 
     def get_fields(self):
         fields = super().get_fields()
         # Brackets cannot be attribute names; validated data holds them as created_gte / created_lte.
-        fields["created[gte]"] = UnixTimeField(source="created_gte", required=False)
-        fields["created[lte]"] = UnixTimeField(source="created_lte", required=False)
+        for bound in ("gte", "lte"):
+            fields[f"created[{bound}]"] = UnixTimeField(
+                source=f"created_{bound}", required=False, help_text=f"Unix seconds, 0 to {MAX_UNIX_TIME}."
+            )
         return fields
 
 
@@ -98,6 +106,11 @@ def _epoch(value) -> int:
 
 def _text_or_none(value) -> str | None:
     return None if value is None else str(value)
+
+
+@extend_schema_field({"type": ["object", "null"], "description": "What the customer must do next (3-D Secure)."})
+class NextActionField(serializers.JSONField):
+    pass
 
 
 class PaymentOutputSerializer(serializers.Serializer):
@@ -116,7 +129,7 @@ class PaymentOutputSerializer(serializers.Serializer):
     metadata = serializers.DictField(child=serializers.CharField())
     provider = serializers.CharField()
     provider_payment_id = serializers.CharField(allow_null=True)
-    next_action = serializers.JSONField(allow_null=True)
+    next_action = NextActionField(allow_null=True)
     failure_code = serializers.CharField(allow_null=True)
     failure_message = serializers.CharField(allow_null=True)
     created = serializers.SerializerMethodField()

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from payments import selectors
-from payments.api.fields import MAX_UNIX_TIME
 from payments.api.serializers import (
     PaymentCancelInputSerializer,
     PaymentCaptureInputSerializer,
@@ -22,20 +20,21 @@ from payments.api.serializers import (
     RefundOutputSerializer,
     error_responses,
 )
-from payments.idempotency import idempotent_response
+from payments.idempotency import KEY_PATTERN, MAX_KEY_LENGTH, idempotent_response
 from payments.services.payments import Actor, payment_cancel_request, payment_capture_request, payment_create
 from payments.services.refunds import refund_create
 
+IDEMPOTENCY_KEY_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": KEY_PATTERN}
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
-    OpenApiTypes.STR,
+    IDEMPOTENCY_KEY_SCHEMA,
     OpenApiParameter.HEADER,
-    description="Up to 255 characters, remembered 24 hours per API client. A retry with the same key and "
-    "body replays the first response (header Idempotent-Replayed: true).",
+    description=f"Up to {MAX_KEY_LENGTH} printable ASCII characters, remembered 24 hours per API client. A retry "
+    "with the same key and body replays the first response (header Idempotent-Replayed: true).",
 )
 REQUIRED_IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
-    OpenApiTypes.STR,
+    IDEMPOTENCY_KEY_SCHEMA,
     OpenApiParameter.HEADER,
     required=True,
     description=IDEMPOTENCY_HEADER.description,
@@ -71,13 +70,7 @@ class PaymentListCreateApi(APIView):
 
     @extend_schema(
         operation_id="payments_list",
-        parameters=[
-            OpenApiParameter("status", OpenApiTypes.STR, enum=PaymentListInputSerializer().fields["status"].choices),
-            OpenApiParameter("created[gte]", OpenApiTypes.INT, description=f"Unix seconds, 0 to {MAX_UNIX_TIME}."),
-            OpenApiParameter("created[lte]", OpenApiTypes.INT, description=f"Unix seconds, 0 to {MAX_UNIX_TIME}."),
-            OpenApiParameter("limit", OpenApiTypes.INT, description="1 to 100, default 10."),
-            OpenApiParameter("starting_after", OpenApiTypes.STR, description="A payment id: the page after it."),
-        ],
+        parameters=[PaymentListInputSerializer],  # the bounds the server checks, from the same fields
         responses={200: PaymentListOutputSerializer, **error_responses(400, 401, 404, 429)},
     )
     def get(self, request: Request) -> Response:

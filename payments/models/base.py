@@ -22,9 +22,14 @@ def public_id(prefix: str) -> str:
     return f"{prefix}_{ULID()}"
 
 
+def public_id_pattern(prefix: str) -> str:
+    """The regular expression (anchored) of the ids `public_id(prefix)` writes: the API schema states it too."""
+    return f"^{re.escape(prefix)}_{_ULID}$"
+
+
 def public_id_well_formed(value: object, *, prefix: str) -> bool:
     """Whether `value` has the shape of an id `public_id(prefix)` writes (it may still name no row)."""
-    return isinstance(value, str) and re.fullmatch(f"{re.escape(prefix)}_{_ULID}", value) is not None
+    return isinstance(value, str) and re.fullmatch(public_id_pattern(prefix)[1:-1], value) is not None
 
 
 def new_payment_id() -> str:

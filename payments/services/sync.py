@@ -168,6 +168,7 @@ def payment_reconcile_intent(
             and from_status == S.REQUIRES_CAPTURE == _target(payment, intent)
             and payment.amount_capturable != intent.amount_capturable
         ):
+            previous_capturable = payment.amount_capturable
             payment.amount_capturable = intent.amount_capturable
             changed.append("amount_capturable")
         if not moved and not changed:
@@ -198,6 +199,25 @@ def payment_reconcile_intent(
                 now=now,
                 from_status=from_status,
                 data=_event_data(intent, cause, event_id),
+            )
+        elif "amount_capturable" in changed:
+            # The authorization was changed at the provider (lowered, or released in part): no status
+            # moves, but what may be captured did, so the timeline says so, numbered per change.
+            changes = payment.events.filter(type="payment.amount_capturable_updated").count()
+            payment_event_create(
+                payment=payment,
+                type="payment.amount_capturable_updated",
+                source=actor.source,
+                actor=actor.name,
+                reason=actor.reason,
+                idempotency_key=f"amount_capturable:{changes + 1}",
+                now=now,
+                from_status=from_status,
+                data={
+                    **_event_data(intent, cause, event_id),
+                    "amount_capturable": intent.amount_capturable,
+                    "previous_amount_capturable": previous_capturable,
+                },
             )
         if payment.status in WAITING_ON_PROVIDER and intent.status in ("requires_action", "processing"):
             # Nothing will call the provider again for this payment: follow it until it settles

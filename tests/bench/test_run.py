@@ -18,6 +18,7 @@ EXPECTED = {
     ("GET /api/v1/payments/{id}", 4),
     ("GET /api/v1/payments?limit=10", 4),
     ("outbox relay claim + publish", 1),
+    ("outbox commit to publish (relay loop)", "open loop"),
     ("POST /webhooks/stripe, new event", 1),
     ("POST /webhooks/stripe, duplicate", 1),
     ("sandbox create+confirm (raw HTTP)", 8),

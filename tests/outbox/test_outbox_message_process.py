@@ -189,3 +189,34 @@ def test_backoff_is_full_jitter_under_an_exponential_ceiling_with_a_cap_and_a_fl
     assert all(0 <= d <= 8 for d in delays[4]) and max(delays[4]) > 6  # spread over the whole range
     assert all(0 <= d <= 60 for d in delays[20]) and max(delays[20]) > 50  # capped
     assert min(outbox_backoff_delay(attempts=1, retry_after=5, rng=rng) for _ in range(50)) >= 5
+
+
+def violate_a_check_constraint_on_a_payment_with_customer_data():
+    from payments.models import Payment
+    from tests.factories import PaymentFactory
+
+    payment = PaymentFactory()  # description, reference and metadata hold planted personal data
+
+    def work():
+        with transaction.atomic():
+            Payment.objects.filter(pk=payment.pk).update(amount=-1)  # PostgreSQL: "Failing row contains (…)"
+
+    return work
+
+
+@override_settings(OUTBOX_CONSUMER_RAISES=False)
+def test_a_constraint_violation_is_stored_and_logged_without_the_row_values_postgresql_quotes(caplog):
+    from config.log import ROW_DETAIL_WITHHELD
+    from tests.pii import app_log_formatter, find_pii
+
+    message = handed_out()
+
+    outbox_message_process(message_id=message.pk, work=violate_a_check_constraint_on_a_payment_with_customer_data())
+
+    message.refresh_from_db()
+    assert message.last_error_type == "IntegrityError"
+    assert ROW_DETAIL_WITHHELD in message.last_error and "Failing row" not in message.last_error
+    assert find_pii(message.last_error) == []
+    rendered = "\n".join(app_log_formatter().format(record) for record in caplog.records)
+    assert "IntegrityError" in rendered and ROW_DETAIL_WITHHELD in rendered
+    assert find_pii(rendered) == []

@@ -7,6 +7,7 @@ from django.test.utils import override_settings
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
+from outbox.errors import PublishInterrupted
 from outbox.models import OutboxMessage
 from outbox.registry import outbox_topic_register
 from outbox.relay import outbox_next_due_in, outbox_relay_batch, outbox_relay_claim
@@ -23,10 +24,11 @@ class RecordingPublisher:
         self.fail_after = fail_after
         self.resets = 0
 
-    def publish(self, task_name: str, message) -> None:
-        if self.fail_after is not None and len(self.published) >= self.fail_after:
-            raise ConnectionError("broker down")
-        self.published.append((task_name, {**message.payload, "message_id": message.id}))
+    def publish(self, batch) -> None:
+        for index, (task_name, message) in enumerate(batch):
+            if self.fail_after is not None and len(self.published) >= self.fail_after:
+                raise PublishInterrupted(published=index) from ConnectionError("broker down")
+            self.published.append((task_name, {**message.payload, "message_id": message.id}))
 
     def reset(self) -> None:
         self.resets += 1

@@ -3,10 +3,17 @@ import pytest
 from outbox.models import OutboxMessage
 from payments import topics
 from payments.models import IdempotencyKey, Payment, PaymentEvent
+from tests.pii import PLANTED
 
 pytestmark = pytest.mark.django_db
 
-VALID = {"amount": 2000, "currency": "eur", "payment_method": "pm_card_visa"}
+VALID = {
+    "amount": 2000,
+    "currency": "eur",
+    "payment_method": "pm_card_visa",
+    "customer_reference": PLANTED["card_number_spaced"],  # a card number where none belongs
+    "metadata": {"email": PLANTED["email"], "note": PLANTED["metadata_value"]},
+}
 
 
 def post_payment(api, body, key="key-1", **headers):
@@ -28,7 +35,7 @@ def test_create_payment_answers_202_with_a_pending_payment_object(api):
     assert body["capture_method"] == "automatic"
     assert body["payment_method"] == "pm_card_visa"
     assert body["description"] == "Order 42"
-    assert body["customer_reference"] is None
+    assert body["customer_reference"] == PLANTED["card_number_spaced"]
     assert body["metadata"] == {"order": "42"}
     assert body["provider"] == "stripe"
     assert body["provider_payment_id"] is None

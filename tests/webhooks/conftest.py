@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from outbox.models import OutboxMessage
 from outbox.services import outbox_message_process
+from tests.pii import PLANTED
 from webhooks import topics
 from webhooks.services import webhook_event_process
 
@@ -50,6 +51,10 @@ def intent_object(intent_id: str, status: str, *, payment_id: str | None, amount
         "metadata": {"payment_id": payment_id} if payment_id else {},
         "last_payment_error": None,
         "next_action": None,
+        # What a real intent carries about the customer, planted for the suite's log scan (tests/pii.py).
+        "description": PLANTED["description"],
+        "receipt_email": PLANTED["email"],
+        "shipping": {"name": PLANTED["name"], "phone": None, "address": {"line1": PLANTED["customer_reference"]}},
         **fields,
     }
 

@@ -305,3 +305,53 @@ def test_a_signed_event_with_text_postgresql_cannot_store_elsewhere_is_stored_wi
     assert obj["id"] == "pi_1\ufffd"
     assert (stored.object_type, stored.object_id) == ("payment_intent", "")  # no column holds what it cannot store
     assert OutboxMessage.objects.count() == 1
+
+
+def counts() -> tuple[int, int]:
+    return WebhookEvent.objects.count(), OutboxMessage.objects.count()
+
+
+def _oversized(settings, body: bytes) -> tuple[bytes, str]:
+    settings.STRIPE_WEBHOOK_MAX_BODY_BYTES = len(body) - 1
+    return body, signature(body)
+
+
+BAD_DELIVERIES = {
+    "forged": lambda settings, body: (body, signature(body, secret="whsec_forged_by_someone")),
+    "tampered": lambda settings, body: (body.replace(b'"amount": 2000', b'"amount": 1'), signature(body)),
+    "stale": lambda settings, body: (
+        body,
+        signature(body, at=int(time.time()) - settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS - 1),
+    ),
+    "oversized": _oversized,
+    "non-json": lambda settings, body: (b"amount=2000&currency=eur", signature(b"amount=2000&currency=eur")),
+    "not-utf8": lambda settings, body: (b"\xff\xfe{}", "t=1,v1=" + "0" * 64),
+}
+
+
+@pytest.mark.parametrize("make", BAD_DELIVERIES.values(), ids=BAD_DELIVERIES.keys())
+def test_a_bad_delivery_is_refused_and_leaves_stored_events_and_the_outbox_as_they_were(client, settings, make):
+    post(client, body_of(succeeded()))  # something already stored, so "unchanged" means more than "empty"
+    before = counts()
+    body, header = make(settings, body_of(succeeded()))
+
+    response = post(client, body, header=header)
+
+    assert response.status_code in (400, 413)
+    assert "error" in response.json()
+    assert counts() == before
+
+
+def test_a_replayed_delivery_is_200_and_stored_once_while_fresh_and_refused_once_stale(client, settings):
+    body = body_of(succeeded())
+    post(client, body)
+    before = counts()
+
+    replayed = post(client, body)
+    stale = post(
+        client, body, header=signature(body, at=int(time.time()) - settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS - 1)
+    )
+
+    assert (replayed.status_code, replayed.json()["duplicate"]) == (200, True)
+    assert (stale.status_code, stale.json()["error"]["code"]) == (400, "timestamp_outside_tolerance")
+    assert counts() == before

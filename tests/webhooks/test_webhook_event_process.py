@@ -534,3 +534,32 @@ def test_a_provider_amount_beyond_ours_flags_the_payment_changes_nothing_and_lea
     assert (row.status, row.outcome) == ("PROCESSED", "flagged")
     stored_text = row.last_error + str(OutboxMessage.objects.values_list("last_error", flat=True)[::1])
     assert "Jane" not in stored_text
+
+
+# --- the authorization lowered at the provider ------------------------------------------------------------
+def test_a_lowered_authorization_is_applied_with_its_own_timeline_entry_once_per_change(client, gateway, guards):
+    payment = bound(S.REQUIRES_CAPTURE)
+    Payment.objects.filter(pk=payment.pk).update(amount_capturable=2000)
+    first = intent_event(CAPTURABLE_UPDATED, payment, "requires_capture", obj={"amount_capturable": 1500})
+    deliver(client, first)
+    deliver(client, first)  # the provider's duplicate is stored once
+    second = intent_event(CAPTURABLE_UPDATED, payment, "requires_capture", obj={"amount_capturable": 1200})
+    deliver(client, second)
+
+    assert process_pending(gateway=gateway, guards=guards) == ["done", "done"]
+
+    payment.refresh_from_db()
+    assert (payment.status, payment.amount_capturable) == (S.REQUIRES_CAPTURE, 1200)
+    entries = list(
+        payment.events.order_by("id").values_list(
+            "type", "from_status", "to_status", "source", "idempotency_key", "data"
+        )
+    )
+    assert [entry[:5] for entry in entries] == [
+        ("payment.amount_capturable_updated", S.REQUIRES_CAPTURE, S.REQUIRES_CAPTURE, "webhook", "amount_capturable:1"),
+        ("payment.amount_capturable_updated", S.REQUIRES_CAPTURE, S.REQUIRES_CAPTURE, "webhook", "amount_capturable:2"),
+    ]
+    assert [(e[5]["previous_amount_capturable"], e[5]["amount_capturable"], e[5]["event_id"]) for e in entries] == [
+        (2000, 1500, first["id"]),
+        (1500, 1200, second["id"]),
+    ]

@@ -30,8 +30,13 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
 # KEYS: the limits this call must pass. ARGV[1]: now, or '' for the Redis server's clock.
 # ARGV[2i], ARGV[2i+1]: emission interval and burst tolerance of KEYS[i].
 # Returns 0 (passed, counted against every key) or the µs until every key has a token (nothing counted).
+# A key whose TAT has passed decides as no key does (max(tat, now)), so it is kept KEEP_PAST_TAT_MS past it:
+# no decision changes, and the limit stays exact when the clock given runs behind Redis's expiry clock
+# (a caller's clock, a test's fake clock on a loaded machine).
+KEEP_PAST_TAT_MS = 60_000
 _GCRA = (
     LUA_NOW.format(index=1)
+    + f"local KEEP_MS = {KEEP_PAST_TAT_MS}\n"
     + """
 local wait, arrivals = 0, {}
 for i, key in ipairs(KEYS) do
@@ -42,7 +47,7 @@ for i, key in ipairs(KEYS) do
 end
 if wait > 0 then return wait end
 for i, key in ipairs(KEYS) do
-  redis.call('SET', key, string.format('%.0f', arrivals[i]), 'PX', math.ceil((arrivals[i] - now) / 1000))
+  redis.call('SET', key, string.format('%.0f', arrivals[i]), 'PX', math.ceil((arrivals[i] - now) / 1000) + KEEP_MS)
 end
 return 0
 """
