@@ -33,7 +33,15 @@ def outbox_message_enqueue(*, topic: str, payload: dict, available_at: datetime 
     """
     if not transaction.get_connection().in_atomic_block:
         raise OutboxOutsideTransaction(f"outbox message {topic!r} must be written inside transaction.atomic()")
-    return OutboxMessage.objects.create(topic=topic, payload=payload, available_at=available_at or timezone.now())
+    message = outbox_message_build(topic=topic, payload=payload, available_at=available_at)
+    message.save(force_insert=True)
+    return message
+
+
+def outbox_message_build(*, topic: str, payload: dict, available_at: datetime | None = None) -> OutboxMessage:
+    """The message `outbox_message_enqueue` writes, unsaved: for a caller that inserts it together with the
+    change that needs it, in one statement of the same transaction."""
+    return OutboxMessage(topic=topic, payload=payload, available_at=available_at or timezone.now())
 
 
 def outbox_message_insert(*, topic: str, payload: dict, now: datetime) -> int:

@@ -89,18 +89,33 @@ def _claim(*, client: ApiClient, key: str, request: Request, fingerprint: str, n
     """Insert the key row, or return None if it already exists (waiting at most the lock timeout)."""
     expires_at = now + timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
     with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL lock_timeout = %s", [f"{settings.IDEMPOTENCY_LOCK_TIMEOUT_MS}ms"])
+        # One round trip for the three statements (client-side binding sends them as one simple query):
+        # the short wait for a concurrent request holding the key, the insert, and back to the normal
+        # wait for everything the handler locks (a payment row under refund).
         cursor.execute(
-            f"""INSERT INTO {IdempotencyKey._meta.db_table}
+            f"""SET LOCAL lock_timeout = %s;
+                INSERT INTO {IdempotencyKey._meta.db_table}
                    (client_id, key, request_method, request_path, request_hash, expires_at, created_at, updated_at)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-               ON CONFLICT (client_id, key) DO NOTHING RETURNING id""",  # noqa: S608 - table name is ours
-            [client.pk, key, request.method, request.path[:255], fingerprint, expires_at, now, now],
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                ON CONFLICT (client_id, key) DO NOTHING RETURNING id;
+                SET LOCAL lock_timeout = %s""",  # noqa: S608 - table name is ours
+            [
+                f"{settings.IDEMPOTENCY_LOCK_TIMEOUT_MS}ms",
+                *(client.pk, key, request.method, request.path[:255], fingerprint, expires_at, now, now),
+                f"{settings.DATABASE_LOCK_TIMEOUT_MS}ms",
+            ],
         )
+        cursor.nextset()  # from the first SET's (empty) result to the INSERT's
         row = cursor.fetchone()
-        # Back to the normal wait for everything the handler locks (a payment row under refund).
-        cursor.execute("SET LOCAL lock_timeout = %s", [f"{settings.DATABASE_LOCK_TIMEOUT_MS}ms"])
     return row[0] if row else None
+
+
+def _store(*, row_id: int, status: int, body: bytes) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {IdempotencyKey._meta.db_table} SET response_status = %s, response_body = %s WHERE id = %s",  # noqa: S608
+            [status, body, row_id],
+        )
 
 
 def idempotent_response(
@@ -138,7 +153,7 @@ def idempotent_response(
                 row_id = _recycle(stored, request=request, fingerprint=fingerprint, now=now)
             status, payload = _run(handler)
             response = _render(status, payload)
-            IdempotencyKey.objects.filter(pk=row_id).update(response_status=status, response_body=response.content)
+            _store(row_id=row_id, status=status, body=response.content)
             return response
     except OperationalError as exc:
         if isinstance(exc.__cause__, psycopg.errors.LockNotAvailable) and claimed:

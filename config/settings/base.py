@@ -156,7 +156,8 @@ def database(url: str) -> dict:
     config = env.db_url_config(url)
     config["ATOMIC_REQUESTS"] = False  # services own their transactions
     config["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-    config["CONN_HEALTH_CHECKS"] = True
+    # No SELECT 1 before each request: config/db.py finds a dead kept connection without a round trip.
+    config["CONN_HEALTH_CHECKS"] = False
     # A request that hangs inside a transaction must not hold row locks (or an idempotency key) forever.
     timeout_ms = env.int("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", default=60_000)
     config.setdefault("OPTIONS", {})["options"] = f"-c idle_in_transaction_session_timeout={timeout_ms}"
@@ -408,6 +409,10 @@ API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=600)
 # this many seconds; past them that address is answered 429 before its keys are looked up. Keys are
 # too long to guess, so a real client never gets near; behind a proxy see README ("client address").
 API_KEY_FAILURE_LIMIT = env.int("API_KEY_FAILURE_LIMIT", default=20)
+# Each web process remembers a key it verified for this long instead of querying and hashing it on
+# every request: a revoked key (or a client's new rate limit) takes effect within this many seconds
+# everywhere; an expired key is refused at once. 0 checks the database on every request.
+API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=10)
 API_KEY_FAILURE_WINDOW_SECONDS = env.int("API_KEY_FAILURE_WINDOW_SECONDS", default=300)
 # https://github.com/adamchainz/django-cors-headers#configuration ; off unless origins are listed
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])

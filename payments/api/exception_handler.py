@@ -10,6 +10,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from config.db import database_unavailable
 from payments.errors import AmountInvalidForCurrency, AmountTooSmall, PaymentsError
 
 logger = logging.getLogger(__name__)
@@ -27,6 +28,9 @@ _DRF_CODES = {
     exceptions.Throttled: ("rate_limit_error", "rate_limited"),
 }
 
+
+# A lost database connection is retried by the client after this; the next request reconnects (config/db.py).
+DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS = 1
 
 # Domain rules checked during validation (before anything is stored) keep their own, documented codes.
 _DOMAIN_VALIDATION_CODES = frozenset([AmountTooSmall.code, AmountInvalidForCurrency.code])
@@ -65,7 +69,8 @@ def validation_error_payload(exc: exceptions.ValidationError) -> dict:
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
-    """Render PaymentsError and DRF exceptions in the one error shape; anything else is a logged 500."""
+    """Render PaymentsError and DRF exceptions in the one error shape, a lost database connection as a 503 to
+    retry; anything else is a logged 500."""
     if isinstance(exc, RequestDataTooBig):
         payload = error_payload(
             type="invalid_request_error",
@@ -77,6 +82,16 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         response = Response(payments_error_payload(exc), status=exc.http_status)
         if getattr(exc, "retry_after_seconds", None):
             response["Retry-After"] = str(exc.retry_after_seconds)
+        return response
+    if database_unavailable(exc):
+        logger.warning("database unavailable, answered 503: %s", type(exc.__cause__ or exc).__name__)
+        payload = error_payload(
+            type="api_error",
+            code="service_unavailable",
+            message="The service is briefly unavailable; nothing was stored. Retry shortly.",
+        )
+        response = Response(payload, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        response["Retry-After"] = str(DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS)
         return response
     response = drf_exception_handler(exc, context)
     if response is None:

@@ -104,6 +104,10 @@ def _epoch(value) -> int:
     return int(value.timestamp())
 
 
+def _text_or_none(value) -> str | None:
+    return None if value is None else str(value)
+
+
 @extend_schema_field({"type": ["object", "null"], "description": "What the customer must do next (3-D Secure)."})
 class NextActionField(serializers.JSONField):
     pass
@@ -140,10 +144,39 @@ class PaymentOutputSerializer(serializers.Serializer):
     def get_updated(self, payment: Payment) -> int:
         return _epoch(payment.updated_at)
 
-    def to_representation(self, instance):
+    def to_representation(self, instance: Payment) -> dict:
+        # What the declared fields above render (the schema reads them), written out: DRF deep-copies
+        # every declared field for each instance it renders, a tenth of a create's time (issue 11).
+        # tests/payments/test_api_representation.py keeps the two equal.
+        metadata = instance.metadata
+        return {
+            "id": str(instance.public_id),
+            "object": "payment",
+            "status": str(instance.public_status),
+            "amount": int(instance.amount),
+            "amount_capturable": int(instance.amount_capturable),
+            "amount_received": int(instance.amount_received),
+            "amount_refunded": int(instance.amount_refunded),
+            "currency": str(instance.currency),
+            "capture_method": str(instance.capture_method),
+            "payment_method": str(instance.payment_method),
+            "description": _text_or_none(instance.description) or None,  # absent is null, as in Stripe's objects
+            "customer_reference": _text_or_none(instance.customer_reference) or None,
+            "metadata": {str(key): None if value is None else str(value) for key, value in metadata.items()},
+            "provider": str(instance.provider),
+            "provider_payment_id": _text_or_none(instance.provider_payment_id),
+            "next_action": instance.next_action,
+            "failure_code": _text_or_none(instance.failure_code) or None,
+            "failure_message": _text_or_none(instance.failure_message) or None,
+            "created": _epoch(instance.created_at),
+            "updated": _epoch(instance.updated_at),
+        }
+
+    def declared_representation(self, instance: Payment) -> dict:
+        """The representation DRF builds from the declared fields: what to_representation must equal."""
         data = super().to_representation(instance)
         for field in ("description", "customer_reference", "failure_code", "failure_message"):
-            data[field] = data[field] or None  # absent is null, as in Stripe's objects
+            data[field] = data[field] or None
         return data
 
 

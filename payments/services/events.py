@@ -20,7 +20,38 @@ def payment_event_create(
 ) -> PaymentEvent:
     """Append one line to the payment's timeline, in the caller's transaction (amounts and ids only in
     `data`; an operator's `reason` in their own words)."""
-    return PaymentEvent.objects.create(
+    event = payment_event_build(
+        payment=payment,
+        type=type,
+        source=source,
+        actor=actor,
+        idempotency_key=idempotency_key,
+        now=now,
+        from_status=from_status,
+        refund=refund,
+        data=data,
+        reason=reason,
+    )
+    event.save(force_insert=True)
+    return event
+
+
+def payment_event_build(
+    *,
+    payment: Payment,
+    type: str,
+    source: str,
+    actor: str,
+    idempotency_key: str,
+    now: datetime,
+    from_status: str = "",
+    refund: Refund | None = None,
+    data: dict | None = None,
+    reason: str = "",
+) -> PaymentEvent:
+    """The timeline line `payment_event_create` appends, unsaved: for a service that writes it together
+    with its payment in one statement (`payments.services.inserts.rows_insert`), in its transaction."""
+    return PaymentEvent(
         payment=payment,
         refund=refund,
         type=type,

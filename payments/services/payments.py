@@ -9,13 +9,14 @@ from datetime import datetime
 import django_fsm as fsm
 from django.db import transaction
 
-from outbox.services import outbox_message_enqueue
+from outbox.services import outbox_message_build, outbox_message_enqueue
 from payments import topics
 from payments.currencies import charge_amount_validate
 from payments.errors import CaptureAmountTooLarge, PaymentNotCancelable, PaymentNotCapturable
 from payments.models import ApiClient, Payment
 from payments.selectors import payment_get_for_update
-from payments.services.events import payment_capture_number, payment_event_create
+from payments.services.events import payment_capture_number, payment_event_build, payment_event_create
+from payments.services.inserts import rows_insert
 
 
 @dataclass(frozen=True)
@@ -51,27 +52,31 @@ def payment_create(
     :raises AmountInvalidForCurrency: if the provider cannot charge `amount` in the currency
     """
     charge_amount_validate(amount=amount, currency=currency)
-    with transaction.atomic():
-        payment = Payment.objects.create(
-            client=client,
-            amount=amount,
-            currency=currency,
-            payment_method=payment_method,
-            capture_method=capture_method,
-            description=description,
-            customer_reference=customer_reference,
-            metadata=metadata or {},
-        )
-        payment_event_create(
-            payment=payment,
-            type="payment.created",
-            source=actor.source,
-            actor=actor.name,
-            idempotency_key="created",
-            now=now,
-            data={"amount": amount, "currency": currency},
-        )
-        outbox_message_enqueue(topic=topics.PAYMENT_CREATE_REQUESTED, payload={"payment_id": payment.public_id})
+    payment = Payment(
+        client=client,
+        amount=amount,
+        currency=currency,
+        payment_method=payment_method,
+        capture_method=capture_method,
+        description=description,
+        customer_reference=customer_reference,
+        metadata=metadata or {},
+    )
+    event = payment_event_build(
+        payment=payment,
+        type="payment.created",
+        source=actor.source,
+        actor=actor.name,
+        idempotency_key="created",
+        now=now,
+        data={"amount": amount, "currency": currency},
+    )
+    message = outbox_message_build(topic=topics.PAYMENT_CREATE_REQUESTED, payload={"payment_id": payment.public_id})
+    # The three rows in one statement, a round trip instead of three (issue 11). No savepoint: nothing
+    # here is an answer to store, so any failure rolls back the caller's whole transaction (a client's
+    # idempotency key with it), which is what a savepoint would have led to anyway.
+    with transaction.atomic(savepoint=False):
+        rows_insert(payment, event, message)
     return payment
 
 

@@ -92,7 +92,7 @@ def test_production_keeps_the_database_options_every_settings_module_shares():
 
     assert {key: production[key] for key in shared} == json.loads(json.dumps(shared))  # Django adds defaults
     assert production["OPTIONS"]["options"] == "-c idle_in_transaction_session_timeout=60000"
-    assert (production["ATOMIC_REQUESTS"], production["CONN_HEALTH_CHECKS"]) == (False, True)
+    assert (production["ATOMIC_REQUESTS"], production["CONN_HEALTH_CHECKS"]) == (False, False)  # config/db.py checks
 
 
 def test_production_reads_the_idle_in_transaction_timeout_from_the_environment():
