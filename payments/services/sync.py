@@ -144,6 +144,7 @@ def payment_reconcile_intent(
     """
     with transaction.atomic():
         payment = payment_get_for_update(client=None, payment_id=payment_id)
+        held = payment.field_values()
         changed = []
         if not payment.provider_payment_id:
             payment.provider_payment_id = intent.id
@@ -187,7 +188,7 @@ def payment_reconcile_intent(
                 payment.amount,
             )
             return IntentReconciled(payment=Payment.objects.get(pk=payment.pk), changed=False, conflict=True)
-        payment.save()
+        payment.save_changed(since=held)
         if moved:
             payment_event_create(
                 payment=payment,
