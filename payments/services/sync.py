@@ -117,6 +117,21 @@ def _final_outcome(intent: IntentResult) -> str | None:
     return None
 
 
+def payment_intent_already_applied(*, payment: Payment, intent: IntentResult) -> bool:
+    """
+    Whether applying `intent` to `payment` could change nothing: the payment is final, bound to this
+    intent, and the intent states that same final outcome (`payment_reconcile_intent` would return
+    no change). A final status is never left and a bound intent never changes, so a payment read
+    without its lock answers this as well as a locked one: a webhook that only confirms what the
+    worker already recorded (the usual case) settles without a transaction.
+    """
+    return (
+        payment.status in FINAL
+        and payment.provider_payment_id == intent.id
+        and _final_outcome(intent) == payment.status
+    )
+
+
 def payment_apply_intent(
     *, payment_id: str, intent: IntentResult, actor: Actor, now: datetime, cause: str = "", event_id: str = ""
 ) -> Payment:

@@ -2,6 +2,8 @@
 provider's current word when the snapshot cannot be trusted, retried then parked when ours is missing."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from outbox.models import OutboxMessage
@@ -94,6 +96,17 @@ def test_an_event_that_arrives_after_the_worker_applied_it_is_processed_with_no_
 
     assert (stored(evt).status, stored(evt).outcome) == ("PROCESSED", "no_change")
     assert timeline(payment) == []
+
+
+def test_an_event_that_confirms_a_settled_payment_takes_no_lock_on_it(client, gateway, guards):
+    payment = bound(S.SUCCEEDED)
+    deliver(client, intent_event("payment_intent.succeeded", payment, "succeeded"))
+
+    with CaptureQueriesContext(connection) as captured:
+        assert process_pending(gateway=gateway, guards=guards) == ["done"]
+
+    locks = [query["sql"] for query in captured.captured_queries if "FOR UPDATE" in query["sql"]]
+    assert not [sql for sql in locks if "payments_payment" in sql]
 
 
 def test_an_older_snapshot_changes_nothing(client, gateway, guards):
