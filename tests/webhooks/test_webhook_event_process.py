@@ -109,6 +109,23 @@ def test_an_event_that_confirms_a_settled_payment_takes_no_lock_on_it(client, ga
     assert not [sql for sql in locks if "payments_payment" in sql]
 
 
+def test_the_webhook_task_confirming_a_settled_payment_takes_five_statements(client, django_assert_num_queries):
+    from webhooks.tasks import webhook_event_process_task
+
+    payment = bound(S.SUCCEEDED)
+    evt = intent_event("payment_intent.succeeded", payment, "succeeded")
+    deliver(client, evt)
+    event_id = stored(evt).pk
+    message = OutboxMessage.objects.get(payload__webhook_event_id=event_id)
+
+    # outbox start, event claim (UPDATE … RETURNING), payment read, event settled, outbox done
+    with django_assert_num_queries(5):
+        outcome = webhook_event_process_task.run(webhook_event_id=event_id, message_id=message.pk)
+
+    assert outcome == "done"
+    assert (stored(evt).status, stored(evt).outcome, stored(evt).attempts) == ("PROCESSED", "no_change", 1)
+
+
 def test_an_older_snapshot_changes_nothing(client, gateway, guards):
     payment = bound(S.SUCCEEDED)
     for type, status in [
