@@ -235,7 +235,9 @@ def _cpu_seconds(stack, servers_pids: dict[str, int]) -> dict[str, float]:
                 times = member.cpu_times()
             except psutil.NoSuchProcess:
                 continue
-            total += times.user + times.system
+            # A process that ended (a PostgreSQL backend of a closed session) is counted in the
+            # children_* times of the parent that reaped it, and nowhere else.
+            total += times.user + times.system + times.children_user + times.children_system
         used[name] = total
     return used
 
