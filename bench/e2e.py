@@ -140,17 +140,22 @@ def _post_payments(port: int, api_key: str, count: int) -> list[str]:
     return ids
 
 
+# The polls run on the same two cores as the pipeline, ten times a second, while the bench database
+# keeps every earlier run's rows: each must be an index lookup (the event's through its partial
+# `webhook_event_payment` index, the unsettled ones through `webhook_event_unsettled`), not a scan of
+# every event ever stored (~5 ms of PostgreSQL CPU a poll at 16 000 events, growing run after run).
 _APPLIED = """
 SELECT p.public_id, extract(epoch FROM p.created_at), extract(epoch FROM max(e.processed_at))
   FROM payments_payment p
   JOIN webhooks_webhookevent e ON e.payment_public_id = p.public_id
- WHERE p.public_id = ANY(%s) AND p.status = 'SUCCEEDED'
+ WHERE p.public_id = ANY(%(ids)s) AND p.status = 'SUCCEEDED'
+   AND e.payment_public_id = ANY(%(ids)s) AND e.payment_public_id <> ''
    AND e.type = 'payment_intent.succeeded' AND e.status = 'PROCESSED'
  GROUP BY p.public_id, p.created_at
 """
 _UNSETTLED = """
 SELECT (SELECT count(*) FROM outbox_outboxmessage WHERE status IN ('DUE', 'HANDED_OUT') AND available_at <= now()),
-       (SELECT count(*) FROM webhooks_webhookevent WHERE status NOT IN ('PROCESSED', 'IGNORED'))
+       (SELECT count(*) FROM webhooks_webhookevent WHERE status = ANY(%(unsettled)s))
 """
 _WHERE_THEY_ARE = """
 SELECT p.status, coalesce(e.status, 'no event yet'), count(*)
@@ -165,10 +170,15 @@ def payments_run(dsn: str, port: int, api_key: str, count: int) -> Sample:
     began = time.time()
     ids = _post_payments(port, api_key, count)
     deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
+    applied: list[tuple] = []
+    pending = list(ids)  # asked about until applied: a poll reads fewer rows as the run ends
     with psycopg.connect(dsn, autocommit=True) as conn:
         while True:
-            applied = conn.execute(_APPLIED, [ids]).fetchall()
-            if len(applied) == len(ids):
+            found = conn.execute(_APPLIED, {"ids": pending}).fetchall()
+            applied.extend(found)
+            done = {public_id for public_id, _, _ in found}
+            pending = [public_id for public_id in pending if public_id not in done]
+            if not pending:
                 break
             if time.monotonic() > deadline:
                 where = conn.execute(_WHERE_THEY_ARE, [ids]).fetchall()
@@ -183,9 +193,11 @@ def payments_run(dsn: str, port: int, api_key: str, count: int) -> Sample:
 def _settle(conn) -> None:
     """Wait until nothing due is left (the other events of the run: created, charge.succeeded), so the
     next run starts on an idle pipeline."""
+    from webhooks.models import UNSETTLED
+
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        due, unsettled = conn.execute(_UNSETTLED).fetchone()
+        due, unsettled = conn.execute(_UNSETTLED, {"unsettled": [str(status) for status in UNSETTLED]}).fetchone()
         if not due and not unsettled:
             return
         time.sleep(0.1)
@@ -215,15 +227,17 @@ def noop_run(count: int) -> Sample:
     return Sample.of([finished - sent for sent, finished in done], max(finished for _, finished in done) - began)
 
 
-def _cpu_seconds(stack) -> dict[str, float]:
+def _cpu_seconds(stack, servers_pids: dict[str, int]) -> dict[str, float]:
     """CPU time used so far by each process of the pipeline, its children included (gunicorn's and
-    Celery's workers): where a run's time went, robust on a shared machine where wall time is not."""
+    Celery's workers), and by the PostgreSQL and Redis servers it shares with the benchmark's own
+    polling: where a run's time went, robust on a shared machine where wall time is not."""
     import psutil
 
+    roots = {process.name: process.popen.pid for process in (stack.web, stack.relay, *stack.workers, stack.sandbox)}
     used = {}
-    for process in (stack.web, stack.relay, *stack.workers, stack.sandbox):
+    for name, pid in {**roots, **servers_pids}.items():
         try:
-            root = psutil.Process(process.popen.pid)
+            root = psutil.Process(pid)
             tree = [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
             continue
@@ -233,13 +247,50 @@ def _cpu_seconds(stack) -> dict[str, float]:
                 times = member.cpu_times()
             except psutil.NoSuchProcess:
                 continue
-            total += times.user + times.system
-        used[process.name] = total
+            # A process that ended (a PostgreSQL backend of a closed session) is counted in the
+            # children_* times of the parent that reaped it, and nowhere else.
+            total += times.user + times.system + times.children_user + times.children_system
+        used[name] = total
     return used
+
+
+def _server_pids(dsn: str) -> dict[str, int]:
+    """The PostgreSQL postmaster (the parent of our session's backend) and the Redis server, when they
+    run on this machine: their CPU is the pipeline's too (the benchmark's polling adds a little)."""
+    import psutil
+    import redis
+    from django.conf import settings
+
+    pids = {}
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    try:
+        pids["postgres"] = psutil.Process(backend).ppid()
+        pids["redis"] = int(redis.Redis.from_url(settings.REDIS_URL).info("server")["process_id"])
+        psutil.Process(pids["redis"])
+    except (psutil.NoSuchProcess, psutil.AccessDenied, KeyError, ValueError):
+        pass  # a server elsewhere: its CPU is not ours to read
+    return pids
+
+
+# Load-independent counts from PostgreSQL's own statistics for the bench database: sessions opened
+# (a new backend each) and transactions committed, per payment.
+_DATABASE_COUNTERS = "SELECT sessions, xact_commit FROM pg_stat_database WHERE datname = current_database()"
+
+
+def _database_counters(dsn: str) -> dict[str, float]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        sessions, commits = conn.execute(_DATABASE_COUNTERS).fetchone()
+    return {"pg sessions": float(sessions), "pg commits": float(commits)}
 
 
 def _per_operation(before: dict[str, float], after: dict[str, float], count: int) -> dict[str, float]:
     return {name: round((after[name] - before.get(name, 0.0)) / count * 1000, 2) for name in after}
+
+
+def _counts_per_operation(before: dict[str, float], after: dict[str, float], count: int) -> dict[str, float]:
+    return {name: round((after[name] - before[name]) / count, 2) for name in after}
 
 
 def rows(ctx) -> list[Row]:
@@ -250,11 +301,14 @@ def rows(ctx) -> list[Row]:
         payments_run(ctx.dsn, port, ctx.api_key, WARMUP)
         noop_run(WARMUP * 5)
         cpu: dict[str, list[dict[str, float]]] = {"payment": [], "no-op task": []}
+        counts: dict[str, list[dict[str, float]]] = {"payment": [], "no-op task": []}
+        server_pids = _server_pids(ctx.dsn)
 
         def measured_cpu(kind: str, run):
-            before = _cpu_seconds(stack)
+            before, counted = _cpu_seconds(stack, server_pids), _database_counters(ctx.dsn)
             sample = run()
-            cpu[kind].append(_per_operation(before, _cpu_seconds(stack), N))
+            counts[kind].append(_counts_per_operation(counted, _database_counters(ctx.dsn), N))
+            cpu[kind].append(_per_operation(before, _cpu_seconds(stack, server_pids), N))
             return sample
 
         measured = aba(
@@ -264,7 +318,12 @@ def rows(ctx) -> list[Row]:
     per_payment = {name: statistics.median(run[name] for run in cpu["payment"]) for name in cpu["payment"][0]}
     per_task = statistics.median(run["worker0"] for run in cpu["no-op task"])
     where = ", ".join(f"{name} {ms:.1f}" for name, ms in per_payment.items())
-    progress(f"end to end: CPU ms per payment: {where}; worker CPU ms per no-op task: {per_task:.2f}")
+    database = {name: statistics.median(run[name] for run in counts["payment"]) for name in counts["payment"][0]}
+    database_where = ", ".join(f"{name} {number:.1f}" for name, number in database.items())
+    progress(
+        f"end to end: CPU ms per payment: {where}; worker CPU ms per no-op task: {per_task:.2f}; "
+        f"per payment: {database_where}"
+    )
     row = summarise(
         "e2e",
         "end to end: POST /api/v1/payments to provider to webhook applied",
@@ -276,4 +335,5 @@ def rows(ctx) -> list[Row]:
     for number, entry in enumerate(row.rounds):  # the JSON keeps each run's split
         entry["cpu_ms_per_payment"] = cpu["payment"][number]
         entry["cpu_ms_per_noop_task"] = cpu["no-op task"][2 * number : 2 * number + 2]
+        entry["database_per_payment"] = counts["payment"][number]
     return [row]

@@ -31,7 +31,12 @@ from payments.selectors import payment_find, refund_find, refund_ids_pending_at_
 from payments.services.dispatch import provider_call
 from payments.services.flags import payment_flag
 from payments.services.payments import Actor
-from payments.services.sync import FINAL, payment_reconcile_intent, refund_reconcile_result
+from payments.services.sync import (
+    FINAL,
+    payment_intent_already_applied,
+    payment_reconcile_intent,
+    refund_reconcile_result,
+)
 from webhooks.errors import WebhookEventNotOurs, WebhookEventNotYetKnown
 from webhooks.models import WebhookEvent
 
@@ -149,6 +154,8 @@ def _reconcile_intent(
     context: HandlerContext, *, payment: Payment, intent_id: str, snapshot: IntentResult | None
 ) -> str:
     event = context.event
+    if snapshot is not None and payment_intent_already_applied(payment=payment, intent=snapshot):
+        return NO_CHANGE
     intent = snapshot or context.fetch_intent(intent_id)
     cause = event.type if snapshot else f"{event.type}:fetched"
     result = payment_reconcile_intent(

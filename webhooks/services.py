@@ -203,13 +203,9 @@ def webhook_event_process(
     :raises GiveUp: if the event is parked (its payment never appeared), or the provider answered
         the handler's question definitively with an error
     """
-    if (
-        not WebhookEvent.objects.filter(pk=webhook_event_id)
-        .exclude(status__in=SETTLED)
-        .update(status=WebhookEvent.Status.PROCESSING, attempts=F("attempts") + 1)
-    ):
+    event = _webhook_event_claim(webhook_event_id=webhook_event_id)
+    if event is None:
         return None
-    event = WebhookEvent.objects.get(pk=webhook_event_id)
     handler = HANDLERS.get(event.type)
     if handler is None:
         return _settle(
@@ -241,6 +237,20 @@ def webhook_event_process(
             _fail(event, context, error=without_row_values(f"{type(exc).__name__}: {exc}"))
             raise  # a bug, not an answer: the outbox logs it and retries the row, then it is dead for ops
     return _settle(event, context, status=WebhookEvent.Status.PROCESSED, outcome=outcome)
+
+
+def _webhook_event_claim(*, webhook_event_id: int) -> WebhookEvent | None:
+    """Mark an unsettled event PROCESSING, count the attempt and read it back, in one statement
+    (UPDATE … RETURNING); None if it is settled or gone."""
+    table = WebhookEvent._meta.db_table
+    claimed = list(
+        WebhookEvent.objects.raw(
+            f"UPDATE {table} SET status = %s, attempts = attempts + 1 "  # noqa: S608 - the table name is ours
+            "WHERE id = %s AND NOT (status = ANY(%s)) RETURNING *",
+            [WebhookEvent.Status.PROCESSING, webhook_event_id, [str(status) for status in SETTLED]],
+        )
+    )
+    return claimed[0] if claimed else None
 
 
 def _settle(event: WebhookEvent, context: HandlerContext, *, status: str, outcome: str) -> WebhookEvent:

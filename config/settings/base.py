@@ -192,6 +192,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redis re-delivers unacknowledged tasks after this; it must exceed the task time limit.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Celery's Django fixup closes every database connection before and after each task unless this many
+# tasks ran since it last did: never, here. config.db.connections_keep_for_task (connected in
+# config/celery.py) closes what Django closes around a request instead (CONN_MAX_AGE, a broken session).
+CELERY_DB_REUSE_MAX = 2**62
 # The one beat schedule. Each entry names its cadence; https://crontab.guru explains crontab ones.
 CELERY_BEAT_SCHEDULE = {
     # https://crontab.guru/#17_*_*_*_* : hourly, off the top of the hour when everyone else runs

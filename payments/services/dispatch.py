@@ -134,8 +134,9 @@ def payment_submit(*, payment_id: str, now: datetime, gateway: PaymentGateway | 
     with transaction.atomic(durable=True):  # phase 1: claim
         payment = payment_get_for_update(client=None, payment_id=payment_id)
         if payment.status == S.PENDING:
+            held = payment.field_values()
             payment.mark_processing()
-            payment.save()
+            payment.save_changed(since=held)
             payment_event_create(
                 payment=payment,
                 type="payment.submitted",

@@ -117,6 +117,21 @@ def _final_outcome(intent: IntentResult) -> str | None:
     return None
 
 
+def payment_intent_already_applied(*, payment: Payment, intent: IntentResult) -> bool:
+    """
+    Whether applying `intent` to `payment` could change nothing: the payment is final, bound to this
+    intent, and the intent states that same final outcome (`payment_reconcile_intent` would return
+    no change). A final status is never left and a bound intent never changes, so a payment read
+    without its lock answers this as well as a locked one: a webhook that only confirms what the
+    worker already recorded (the usual case) settles without a transaction.
+    """
+    return (
+        payment.status in FINAL
+        and payment.provider_payment_id == intent.id
+        and _final_outcome(intent) == payment.status
+    )
+
+
 def payment_apply_intent(
     *, payment_id: str, intent: IntentResult, actor: Actor, now: datetime, cause: str = "", event_id: str = ""
 ) -> Payment:
@@ -144,6 +159,7 @@ def payment_reconcile_intent(
     """
     with transaction.atomic():
         payment = payment_get_for_update(client=None, payment_id=payment_id)
+        held = payment.field_values()
         changed = []
         if not payment.provider_payment_id:
             payment.provider_payment_id = intent.id
@@ -187,7 +203,7 @@ def payment_reconcile_intent(
                 payment.amount,
             )
             return IntentReconciled(payment=Payment.objects.get(pk=payment.pk), changed=False, conflict=True)
-        payment.save()
+        payment.save_changed(since=held)
         if moved:
             payment_event_create(
                 payment=payment,

@@ -1,11 +1,16 @@
 """Kept database connections: a dead one is replaced before a request uses it, without a SELECT 1 per request,
 and one lost during a request is a 503 to retry, after which the next request reconnects (config/db.py)."""
 
+from types import SimpleNamespace
+
 import psycopg
 import pytest
-from django.db import close_old_connections, connection, connections
+from celery import signals
+from celery.fixups.django import DjangoWorkerFixup
+from django.db import close_old_connections, connection, connections, transaction
 
 from config import db
+from config.celery import app as celery_app
 from outbox.models import OutboxMessage
 from payments.models import IdempotencyKey, Payment
 
@@ -175,3 +180,61 @@ def test_a_connection_lost_during_an_admin_page_is_a_503_with_retry_after_and_th
     assert lost.status_code == 503
     assert lost.headers["Retry-After"] == "1"
     assert again.status_code == 200
+
+
+class _Task:  # hashable, as Celery's signal dispatch needs its sender to be
+    name = "tests.task"
+
+    def __init__(self, *, eager: bool) -> None:
+        self.request = SimpleNamespace(is_eager=eager)
+
+
+def run_task_signals(*, eager: bool = False) -> None:
+    """What a Celery worker does around one task, its Django fixup included, without the task."""
+    task = _Task(eager=eager)
+    fixup = DjangoWorkerFixup(celery_app)  # what `celery worker` installs: closes connections around tasks
+    fixup.on_task_prerun(sender=task)
+    signals.task_prerun.send(sender=task, task_id="t", task=task, args=(), kwargs={})
+    connection.ensure_connection()  # the task's queries
+    fixup.on_task_postrun(sender=task)
+    signals.task_postrun.send(sender=task, task_id="t", task=task, args=(), kwargs={}, retval=None, state="SUCCESS")
+
+
+def test_a_worker_keeps_its_database_session_from_task_to_task(settings):
+    before = backend_pid()
+
+    run_task_signals()
+    run_task_signals()
+
+    assert settings.CELERY_DB_REUSE_MAX >= 10**12  # Celery's fixup would otherwise close it every task
+    assert connection.connection is not None
+    assert backend_pid() == before
+
+
+def test_a_task_after_the_server_ended_the_workers_session_gets_a_new_one():
+    before = backend_pid()
+    terminate(before)
+
+    run_task_signals()
+
+    assert connection.cursor().execute("SELECT 1") is not None
+    assert backend_pid() != before
+
+
+def test_a_worker_session_past_conn_max_age_is_replaced_at_the_next_task():
+    before = backend_pid()
+    connection.close_at = 0  # as if CONN_MAX_AGE had passed
+
+    run_task_signals()
+
+    assert backend_pid() != before
+
+
+def test_an_eager_task_leaves_its_callers_transaction_and_session_alone():
+    with transaction.atomic():
+        before = backend_pid()
+
+        run_task_signals(eager=True)
+
+        assert connection.in_atomic_block
+        assert backend_pid() == before

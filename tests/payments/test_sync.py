@@ -6,7 +6,12 @@ from django.utils import timezone
 from payments.gateway.base import RefundResult
 from payments.models import Payment, Refund
 from payments.services.payments import Actor
-from payments.services.sync import payment_reconcile_intent, refund_apply_result, refund_reconcile_result
+from payments.services.sync import (
+    payment_intent_already_applied,
+    payment_reconcile_intent,
+    refund_apply_result,
+    refund_reconcile_result,
+)
 from tests.factories import RefundFactory, payment_with_status
 from tests.fixtures.gateway import intent
 
@@ -128,3 +133,25 @@ def test_a_refusal_without_a_provider_refund_never_fails_a_refund_that_succeeded
 
     assert refund.status == Refund.Status.SUCCEEDED
     assert Payment.objects.get(pk=refund.payment_id).amount_refunded == 500
+
+
+@pytest.mark.parametrize(
+    ("held", "snapshot", "intent_id", "already"),
+    [
+        (S.SUCCEEDED, intent("succeeded"), "pi_fake", True),
+        (S.CANCELED, intent("canceled"), "pi_fake", True),
+        (S.FAILED, intent("requires_payment_method", failure_code="card_declined"), "pi_fake", True),
+        (S.SUCCEEDED, intent("succeeded", id="pi_other"), "pi_fake", False),  # another intent: a conflict
+        (S.CANCELED, intent("succeeded"), "pi_fake", False),  # another final outcome: a conflict
+        (S.PROCESSING, intent("processing"), "pi_fake", False),  # not final: may still move
+        (S.REQUIRES_CAPTURE, intent("requires_capture"), "pi_fake", False),  # amounts may move
+    ],
+)
+def test_only_a_final_payment_bound_to_the_intent_and_told_the_same_outcome_is_already_applied(
+    held, snapshot, intent_id, already
+):
+    payment = bound(held)
+
+    assert payment_intent_already_applied(payment=payment, intent=snapshot) is already
+    if already:  # what applying it under the lock would say
+        assert reconcile(payment, snapshot).changed is False

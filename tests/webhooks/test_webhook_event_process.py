@@ -2,6 +2,8 @@
 provider's current word when the snapshot cannot be trusted, retried then parked when ours is missing."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from outbox.models import OutboxMessage
@@ -94,6 +96,34 @@ def test_an_event_that_arrives_after_the_worker_applied_it_is_processed_with_no_
 
     assert (stored(evt).status, stored(evt).outcome) == ("PROCESSED", "no_change")
     assert timeline(payment) == []
+
+
+def test_an_event_that_confirms_a_settled_payment_takes_no_lock_on_it(client, gateway, guards):
+    payment = bound(S.SUCCEEDED)
+    deliver(client, intent_event("payment_intent.succeeded", payment, "succeeded"))
+
+    with CaptureQueriesContext(connection) as captured:
+        assert process_pending(gateway=gateway, guards=guards) == ["done"]
+
+    locks = [query["sql"] for query in captured.captured_queries if "FOR UPDATE" in query["sql"]]
+    assert not [sql for sql in locks if "payments_payment" in sql]
+
+
+def test_the_webhook_task_confirming_a_settled_payment_takes_five_statements(client, django_assert_num_queries):
+    from webhooks.tasks import webhook_event_process_task
+
+    payment = bound(S.SUCCEEDED)
+    evt = intent_event("payment_intent.succeeded", payment, "succeeded")
+    deliver(client, evt)
+    event_id = stored(evt).pk
+    message = OutboxMessage.objects.get(payload__webhook_event_id=event_id)
+
+    # outbox start, event claim (UPDATE … RETURNING), payment read, event settled, outbox done
+    with django_assert_num_queries(5):
+        outcome = webhook_event_process_task.run(webhook_event_id=event_id, message_id=message.pk)
+
+    assert outcome == "done"
+    assert (stored(evt).status, stored(evt).outcome, stored(evt).attempts) == ("PROCESSED", "no_change", 1)
 
 
 def test_an_older_snapshot_changes_nothing(client, gateway, guards):
