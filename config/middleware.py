@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+
+# A JSON answer loads nothing and is shown in no frame (OWASP's REST Security Cheat Sheet).
+API_CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'"
 
 
 class RefuseNulMiddleware:
@@ -31,3 +35,23 @@ def _query_items(request: HttpRequest):
     for key, values in request.GET.lists():
         for value in values:
             yield key, value
+
+
+class ApiSecurityHeadersMiddleware:
+    """The API stack's answer to the site's CSP and clickjacking middleware: two fixed headers.
+
+    django-csp builds the pages' policy from settings on every response (a twentieth of a create's CPU);
+    an API answer needs only the strictest policy, which never changes. X-Frame-Options is set as
+    XFrameOptionsMiddleware sets it (X_FRAME_OPTIONS), for browsers that predate frame-ancestors.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+        self.frame_options = settings.X_FRAME_OPTIONS.upper()
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", API_CONTENT_SECURITY_POLICY)
+        headers.setdefault("X-Frame-Options", self.frame_options)
+        return response
