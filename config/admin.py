@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import BadRequest, PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -50,6 +51,26 @@ class BoundedDatesMixin:
         return type(f"BoundedDates{changelist.__name__}", (BoundedDatesChangeList, changelist), {})
 
 
+class WellFormedSelectionMixin:
+    """An action's selected ids must be keys of the model: anything else is a 400, not a 500.
+
+    Django filters `pk__in` with the checkboxes' values as sent, so a tampered `_selected_action`
+    (`abc` for an integer key, a NUL byte for any) raised in the query: a 500, on every changelist
+    with an action. The selection is checked as a whole before any action sees it.
+    """
+
+    def response_action(self, request, queryset):
+        pk = self.model._meta.pk
+        for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+            try:
+                if "\x00" in value:
+                    raise ValidationError("NUL byte")
+                pk.to_python(value)
+            except ValidationError as error:
+                raise BadRequest("A selected id is not one of this list's ids.") from error
+        return super().response_action(request, queryset)
+
+
 class OpsAdminSite(admin.AdminSite):
     """The admin site (`admin.site`, through config.apps.OpsAdminConfig), with the ops dashboard."""
 
@@ -58,10 +79,13 @@ class OpsAdminSite(admin.AdminSite):
     index_template = "admin/ops/index.html"
 
     def register(self, model_or_iterable, admin_class=None, **options):
-        """Every model admin, ours and third parties' (axes), gets the bounded-dates changelist."""
+        """Every model admin, ours and third parties' (axes, auth), gets the bounded-dates changelist and
+        the selected-ids check of its actions."""
         admin_class = admin_class or admin.ModelAdmin
         if not issubclass(admin_class, BoundedDatesMixin):
             admin_class = type(admin_class.__name__, (BoundedDatesMixin, admin_class), {})
+        if not issubclass(admin_class, WellFormedSelectionMixin):
+            admin_class = type(admin_class.__name__, (WellFormedSelectionMixin, admin_class), {})
         return super().register(model_or_iterable, admin_class, **options)
 
     def get_urls(self):

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from config.db import database_unavailable
+
+logger = logging.getLogger(__name__)
+# As the API's own 503 (payments/api/exception_handler.py): the next request reconnects.
+DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS = 1
 # A JSON answer loads nothing and is shown in no frame (OWASP's REST Security Cheat Sheet).
 API_CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'"
 
@@ -35,6 +42,35 @@ def _query_items(request: HttpRequest):
     for key, values in request.GET.lists():
         for value in values:
             yield key, value
+
+
+class DatabaseUnavailableMiddleware:
+    """Answer 503 with Retry-After, not 500, when a view outside the API lost its database connection.
+
+    The API's views say so through DRF's exception handler; the webhook endpoint and the admin are
+    plain Django views, where a PostgreSQL restart or a terminated session mid-request was a 500 with
+    a traceback logged as a bug (and, for the provider, a failure like any other). Their transaction
+    rolled back, so a retry is safe, and Django closes the broken connection when the request ends.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not database_unavailable(exception):
+            return None  # anything else is Django's 500, logged with its traceback
+        logger.warning("database unavailable, answered 503: %s", type(exception.__cause__ or exception).__name__)
+        message = "The service is briefly unavailable; nothing was stored. Retry shortly."
+        if request.path.startswith(("/api/", "/webhooks/")):
+            response = JsonResponse({"error": {"code": "service_unavailable", "message": message}}, status=503)
+        else:
+            response = HttpResponse(message, status=503, content_type="text/plain; charset=utf-8")
+        response["Retry-After"] = str(DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS)
+        response._has_been_logged = True  # the warning above is its line, not Django's error per 5xx
+        return response
 
 
 class ApiSecurityHeadersMiddleware:

@@ -77,7 +77,9 @@ def payment_list(
     if created_gte is not None:
         queryset = queryset.filter(created_at__gte=created_gte)
     if created_lte is not None:
-        queryset = queryset.filter(created_at__lte=created_lte)
+        # `created` is shown in whole seconds: a bound of second X takes in all of it (to X.999999,
+        # PostgreSQL's resolution), so a payment is found by its own `created` as either bound.
+        queryset = queryset.filter(created_at__lte=created_lte.replace(microsecond=999_999))
     if starting_after is not None:
         if not _well_formed(starting_after, "pay"):
             raise PaymentNotFound(f"No such payment: '{starting_after[:40]}'", param="starting_after")

@@ -23,11 +23,17 @@ PLANTED = {
     "metadata_value": "PLANTED-METADATA-VALUE-8d2b71",
     "customer_reference": "PLANTED-CUSTOMER-REF-5a03e2",
     "name": "PLANTED-NAME Jane Roe",
+    "phone": "+44 7700 900461 PLANTED-PHONE",
+    "address": "17 PLANTED-ADDRESS Lane, Leeds LS1 4AP",
 }
 
+# Addresses that are nobody's personal data: the provider's own, quoted in the Stripe SDK's error messages
+# ("... contact us at support@stripe.com", seen in the chaos run's worker logs).
+NOT_PERSONAL_EMAILS = frozenset({"support@stripe.com"})
 _EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![\w-])")
-# 13 to 19 digits, optionally grouped by single spaces or dashes, not part of a longer word or number.
-_CARD_LIKE = re.compile(r"(?<![\w.])(?:\d[ -]?){12,18}\d(?![\w.])")
+# 13 to 19 digits, optionally grouped by single spaces or dashes, not part of a longer word, number or
+# dashed id (a UUID's first three groups, 8-4-4 digits, can be a Luhn-valid "card" by chance).
+_CARD_LIKE = re.compile(r"(?<![\w.-])(?:\d[ -]?){12,18}\d(?![\w.-])")
 # Card networks' leading digits (Visa 4, Mastercard 51-55 and 2221-2720, Amex 34/37, Discover 6011/64/65,
 # JCB 35, Diners 36/38/300-305, UnionPay 62): a Luhn-valid run that starts otherwise is an id, not a card.
 _CARD_PREFIX = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[4-8]|30[0-5]|6011|6[245])")
@@ -52,7 +58,11 @@ def find_pii(text: str) -> list[str]:
         digits = re.sub(r"[ -]", "", match.group())
         if 13 <= len(digits) <= 19 and _CARD_PREFIX.match(digits) and luhn_valid(digits):
             hits.append(f"card number: {match.group()!r}")
-    hits += [f"e-mail address: {match.group()!r}" for match in _EMAIL.finditer(text)]
+    hits += [
+        f"e-mail address: {match.group()!r}"
+        for match in _EMAIL.finditer(text)
+        if match.group().lower() not in NOT_PERSONAL_EMAILS
+    ]
     hits += [f"API key: {match.group()[:8]}…" for match in _API_KEY.finditer(text)]
     hits += [f"provider secret: {match.group()[:10]}…" for match in _STRIPE_SECRET.finditer(text)]
     return hits

@@ -38,6 +38,7 @@ def test_a_luhn_valid_card_number_is_found_plain_spaced_or_dashed(text):
         "duration_ms 1234567890123",  # 13 digits, Luhn-invalid
         "port 18931, pid 10753, 2026-11-25T18:41:26.550234+00:00",
         "9999999999999995",  # Luhn-valid, but no card network starts with 9
+        "Task payments.payment_submit[24720269-6409-4767-9c84-ed83c3261afb] received",  # a UUID, 8-4-4 Luhn-valid
     ],
 )
 def test_ids_timestamps_and_other_numbers_are_not_card_numbers(text):
@@ -59,6 +60,12 @@ def test_the_luhn_check_is_the_standard_one():
 )
 def test_emails_api_keys_and_provider_secrets_are_found(text, kind):
     assert any(hit.startswith(kind) for hit in find_pii(text))
+
+
+def test_the_providers_own_support_address_in_an_sdk_error_is_not_personal_data():
+    text = "APIConnectionError: Unexpected error communicating with Stripe. ... contact us at support@stripe.com."
+
+    assert find_pii(text) == []
 
 
 def test_nothing_is_found_in_an_ordinary_access_log_line():

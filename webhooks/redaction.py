@@ -116,7 +116,9 @@ def webhook_payload_redact(event: dict) -> dict:
     data = event.get("data")
     if isinstance(data, dict):
         obj = data.get("object")
-        spec = _OBJECTS.get(obj.get("object"), _ANY_OBJECT) if isinstance(obj, dict) else _ANY_OBJECT
+        kind = obj.get("object") if isinstance(obj, dict) else None
+        # Only text names an object type: a list or object there (signed, so the provider's bug) is any object.
+        spec = _OBJECTS.get(kind, _ANY_OBJECT) if isinstance(kind, str) else _ANY_OBJECT
         kept["data"] = {"object": _keep(obj, spec) if isinstance(obj, dict) else None}
         if isinstance(data.get("previous_attributes"), dict):
             # The fields an update changed, with their old values: the same allow-list applies.

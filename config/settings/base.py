@@ -60,6 +60,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "payments.api.middleware.RequestIdMiddleware",
     "config.middleware.RefuseNulMiddleware",
+    "config.middleware.DatabaseUnavailableMiddleware",  # a lost connection in a non-API view: 503, not 500
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -78,6 +79,7 @@ MIDDLEWARE = [
 API_MIDDLEWARE = [
     "payments.api.middleware.RequestIdMiddleware",
     "config.middleware.RefuseNulMiddleware",
+    "config.middleware.DatabaseUnavailableMiddleware",  # the webhook endpoint is a plain Django view
     "django.middleware.security.SecurityMiddleware",
     "config.middleware.ApiSecurityHeadersMiddleware",
     "corsheaders.middleware.CorsMiddleware",

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import requests
 
-from tests.chaos.pii import PLANTED
+from tests.pii import PLANTED
 
 DECLINE_CARDS = [
     "pm_card_chargeDeclined",

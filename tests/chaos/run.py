@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -33,19 +34,35 @@ def main(argv: list[str] | None = None) -> int:
     django.setup()
     from tests.chaos.harness import Options, chaos_run
 
-    report = chaos_run(
-        Options(
-            payments=args.payments,
-            seed=args.seed,
-            short=args.short,
-            concurrency=args.concurrency,
-            broker_outage_seconds=args.broker_outage_seconds,
-            converge_timeout=args.converge_timeout,
-            keep=args.keep,
+    # SIGTERM (a CI timeout, `kill`) stops the run as Ctrl-C does: chaos_run's cleanup stops every
+    # process of its stack. Without it the run died alone and left the stack running. A background
+    # job of a non-interactive shell starts with SIGINT ignored; it gets Python's handler back.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    try:
+        report = chaos_run(
+            Options(
+                payments=args.payments,
+                seed=args.seed,
+                short=args.short,
+                concurrency=args.concurrency,
+                broker_outage_seconds=args.broker_outage_seconds,
+                converge_timeout=args.converge_timeout,
+                keep=args.keep,
+            )
         )
-    )
+    except KeyboardInterrupt:
+        print("[chaos] interrupted: the stack's processes are stopped", flush=True)  # noqa: T201
+        sys.stdout.flush()
+        # The checkout threads may be mid-retry against the stopped stack (up to two minutes): not
+        # waited for, the run's verdict is already void.
+        os._exit(130)
     print(report.render(), flush=True)  # noqa: T201 - the run's figures are its output
     return 0 if report.ok else 1
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 if __name__ == "__main__":

@@ -90,6 +90,28 @@ def test_list_payments_filters_by_created_range(api, merchant):
     assert [p["id"] for p in older] == [old.public_id]
 
 
+def test_a_created_bound_of_a_payments_own_created_second_lists_it(api, merchant):
+    # `created` is whole seconds, as Stripe shows it: a payment stored at 12.7 s shows 12, and both
+    # created[gte]=12 and created[lte]=12 must find it (the stored time has a fraction of a second).
+    payment = PaymentFactory(client=merchant)
+    moment = timezone.now().replace(microsecond=700_000)
+    Payment.objects.filter(pk=payment.pk).update(created_at=moment)
+    created = api.get(f"/api/v1/payments/{payment.public_id}").json()["created"]
+
+    found = {
+        query: [p["id"] for p in api.get(f"/api/v1/payments?{query}").json()["data"]]
+        for query in (
+            f"created[gte]={created}",
+            f"created[lte]={created}",
+            f"created[gte]={created}&created[lte]={created}",
+        )
+    }
+    outside = api.get(f"/api/v1/payments?created[lte]={created - 1}").json()["data"]
+
+    assert found == {query: [payment.public_id] for query in found}
+    assert outside == []
+
+
 @pytest.mark.parametrize(
     "query", ["limit=0", "limit=101", "limit=x", "status=paid", "created[gte]=yesterday", "colour=red"]
 )
