@@ -8,6 +8,8 @@ or an RFC 2231 `charset*=` with an unknown encoding. The exception escaped to gu
 anyone, on any URL, answered by gunicorn and logged by it as a plain-text traceback headed by the
 full request line, query string (and any key in it) included. The guard answers such a request 400
 itself and logs one JSON event without the query string.
+
+Behind it, the API's paths and the site's go through their own middleware stacks (config/stacks.py).
 """
 
 import os
@@ -15,6 +17,8 @@ import os
 import structlog
 from django.core.handlers.wsgi import WSGIRequest
 from django.core.wsgi import get_wsgi_application
+
+from config.stacks import ApiWSGIHandler, stack_dispatch
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 logger = structlog.get_logger(__name__)
@@ -50,4 +54,5 @@ def refuse_unreadable_requests(app):
     return guarded
 
 
-application = refuse_unreadable_requests(get_wsgi_application())
+site = get_wsgi_application()  # sets Django up first
+application = refuse_unreadable_requests(stack_dispatch(site=site, api=ApiWSGIHandler()))

@@ -7,10 +7,40 @@ import logging
 from pathlib import Path
 
 import pytest
+from django.test import client as django_test_client
+from rest_framework import test as drf_test
 
+from config.stacks import ApiMiddlewareMixin, uses_api_stack
 from tests.pii import LogScan, app_log_formatter
 
 pytest_plugins = ["tests.fixtures.sandbox", "tests.fixtures.gateway", "tests.fixtures.live", "tests.fixtures.ops"]
+
+
+def _stack_dispatching(handler_class):
+    """`handler_class` (a test client's handler) dispatching as gunicorn's application does
+    (config/stacks.py): /api/v1/ and /webhooks/ through the API's middleware stack, the rest through the site's."""
+    api_class = type(f"Api{handler_class.__name__}", (ApiMiddlewareMixin, handler_class), {})
+
+    class StackDispatching(handler_class):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.api = api_class(*args, **kwargs)
+
+        def __call__(self, environ):
+            if not uses_api_stack(environ["PATH_INFO"]):
+                return super().__call__(environ)
+            for name in ("_force_user", "_force_token"):  # DRF's APIClient.force_authenticate
+                if hasattr(self, name):
+                    setattr(self.api, name, getattr(self, name))
+            return self.api(environ)
+
+    StackDispatching.__name__ = StackDispatching.__qualname__ = f"Stack{handler_class.__name__}"
+    return StackDispatching
+
+
+# Every Client and APIClient of the suite: their __init__ builds the handler from these names.
+django_test_client.ClientHandler = _stack_dispatching(django_test_client.ClientHandler)
+drf_test.ForceAuthClientHandler = _stack_dispatching(drf_test.ForceAuthClientHandler)
 
 _skipped: list[str] = []
 # Every log record of the session, rendered as the app renders it, scanned for planted personal data.

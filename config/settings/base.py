@@ -73,6 +73,18 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a refused login into the lockout answer
 ]
+# /api/v1/ and /webhooks/ (config/stacks.py): clients there send a key or a signature and read JSON, so no
+# sessions, CSRF, users, messages, lockout, static files or per-page policy; the rest as above, with one
+# fixed policy for JSON answers instead of the pages' (config/middleware.py).
+API_MIDDLEWARE = [
+    "payments.api.middleware.RequestIdMiddleware",
+    "config.middleware.RefuseNulMiddleware",
+    "config.middleware.DatabaseUnavailableMiddleware",  # the webhook endpoint is a plain Django view
+    "django.middleware.security.SecurityMiddleware",
+    "config.middleware.ApiSecurityHeadersMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.middleware.common.CommonMiddleware",
+]
 
 TEMPLATES = [
     {
