@@ -442,8 +442,9 @@ class SandboxServer:
         host, port = self.httpd.server_address[:2]
         return f"http://{host}:{port}"
 
-    def register_webhook(self, url: str, *, secret: str | None = None) -> dict:
-        return self.dispatcher.create_endpoint(url, secret=secret)
+    def register_webhook(self, url: str, *, secret: str | None = None, enabled_events: list[str] | None = None) -> dict:
+        """Register an endpoint; it receives only `enabled_events` (default `*`, every type)."""
+        return self.dispatcher.create_endpoint(url, secret=secret, enabled_events=enabled_events)
 
     def reset(self) -> None:
         """Forget all objects, events, keys and faults (endpoints too)."""
