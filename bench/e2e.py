@@ -181,8 +181,8 @@ def payments_run(dsn: str, port: int, api_key: str, count: int) -> Sample:
 
 
 def _settle(conn) -> None:
-    """Wait until nothing due is left (the other events of the run: created, charge.succeeded), so the
-    next run starts on an idle pipeline."""
+    """Wait until nothing due is left (the run's other events and outbox rows), so the next run starts
+    on an idle pipeline."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         due, unsettled = conn.execute(_UNSETTLED).fetchone()

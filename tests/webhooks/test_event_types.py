@@ -1,5 +1,8 @@
 """The event types our webhook endpoint subscribes to, and the backfill asks for: those a handler acts on."""
 
+import re
+
+from config.devstack import paths
 from payments.gateway.stripe import EVENTS_LIST_MAX_TYPES
 from webhooks.handlers import HANDLERS, WEBHOOK_EVENT_TYPES
 
@@ -17,3 +20,12 @@ def test_the_types_we_never_act_on_are_not_subscribed():
 
 def test_the_provider_can_filter_its_event_list_on_all_of_them_at_once():
     assert 0 < len(WEBHOOK_EVENT_TYPES) <= EVENTS_LIST_MAX_TYPES
+
+
+def test_the_readme_tells_operators_to_subscribe_to_exactly_these_types():
+    readme = (paths.BASE_DIR / "README.md").read_text()
+    section = readme.split("## Running against real Stripe", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"^```(\w*)\n(.*?)^```", section, flags=re.S | re.M)
+    (listed,) = [body for language, body in blocks if not language]  # the one block that is not a command
+
+    assert sorted(name.strip() for name in listed.replace("\n", " ").split(",")) == list(WEBHOOK_EVENT_TYPES)
