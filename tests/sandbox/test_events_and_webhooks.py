@@ -52,6 +52,17 @@ def test_events_filter_by_type_types_and_created(stripe_client):
     assert future.data == []
 
 
+def test_a_filtered_list_pages_on_from_an_event_the_filter_leaves_out(stripe_client):
+    first = stripe_client.v1.payment_intents.create(params=VISA)
+    second = stripe_client.v1.payment_intents.create(params=VISA)
+    newest_first = stripe_client.v1.events.list(params={"limit": 100}).data
+    (cursor,) = [e for e in newest_first if e.type == "payment_intent.created" and e.data.object.id == second.id]
+
+    page = stripe_client.v1.events.list(params={"types": ["payment_intent.succeeded"], "starting_after": cursor.id})
+
+    assert [e.data.object.id for e in page.data] == [first.id]  # older than the cursor only, as Stripe pages
+
+
 def test_webhooks_are_signed_so_the_sdk_verifies_them(stripe_client, stripe_sandbox, webhook_receiver):
     stripe_sandbox.register_webhook(webhook_receiver.url, secret=SECRET)
 

@@ -228,6 +228,32 @@ def test_a_payment_whose_response_and_webhook_were_both_lost_settles_through_the
     assert ledger["charged"] == 1
 
 
+def test_a_walk_left_on_an_unhandled_event_before_types_were_asked_for_resumes_past_it(
+    stripe_sandbox, stripe_client, guards
+):
+    older, newer = (
+        stripe_client.v1.payment_intents.create(
+            params={"amount": amount, "currency": "eur", "payment_method": "pm_card_visa", "confirm": True}
+        )
+        for amount in (100, 200)
+    )
+    listed = stripe_client.v1.events.list(params={"limit": 100}).data  # newest first, every type
+    (left_on,) = [e for e in listed if e.type == "payment_intent.created" and e.data.object.id == newer.id]
+    WebhookBackfillCursor.objects.create(
+        provider="stripe",
+        walk_head_event_id=listed[0].id,
+        walk_head_created_at=timezone.now(),
+        walk_after_event_id=left_on.id,  # where an unfiltered walk stopped
+    )
+
+    counts = backfill(sandbox_gateway(stripe_sandbox), guards)
+
+    (stored,) = WebhookEvent.objects.all()
+    assert (stored.type, stored.payload["data"]["object"]["id"]) == ("payment_intent.succeeded", older.id)
+    assert counts["backfilled"] == 1 and counts["cursor_advanced"] == 1
+    assert WebhookBackfillCursor.objects.get().walk_after_event_id == ""
+
+
 @pytest.mark.django_db(transaction=True)
 def test_two_backfill_runs_at_once_store_each_event_once(stripe_sandbox, stripe_client, guards):
     for amount in (100, 200, 300):  # confirmed: each also sends payment_intent.succeeded, which a handler acts on
