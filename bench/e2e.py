@@ -191,8 +191,8 @@ def payments_run(dsn: str, port: int, api_key: str, count: int) -> Sample:
 
 
 def _settle(conn) -> None:
-    """Wait until nothing due is left (the other events of the run: created, charge.succeeded), so the
-    next run starts on an idle pipeline."""
+    """Wait until nothing due is left (the run's other events and outbox rows), so the next run starts
+    on an idle pipeline."""
     from webhooks.models import UNSETTLED
 
     deadline = time.monotonic() + 60

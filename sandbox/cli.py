@@ -10,8 +10,13 @@ from sandbox.faults import parse_spec
 from sandbox.server import SandboxServer, serve
 
 
-def add_arguments(parser: argparse.ArgumentParser, *, api_version: str | None = None) -> None:
-    """Declare the sandbox's flags; `api_version` is the default of --api-version (the caller's pin)."""
+def add_arguments(
+    parser: argparse.ArgumentParser, *, api_version: str | None = None, webhook_events: list[str] | None = None
+) -> None:
+    """
+    Declare the sandbox's flags. `api_version` is the default of --api-version (the caller's pin),
+    `webhook_events` that of --webhook-events (the types the caller handles); the environment wins.
+    """
     env = os.environ.get
     api_version = api_version or env("SANDBOX_API_VERSION")
     parser.add_argument(
@@ -48,10 +53,23 @@ def add_arguments(parser: argparse.ArgumentParser, *, api_version: str | None = 
         help="its whsec_ signing secret (env SANDBOX_WEBHOOK_SECRET); generated if absent",
     )
     parser.add_argument(
+        "--webhook-events",
+        type=event_types,
+        default=event_types(env("SANDBOX_WEBHOOK_EVENTS") or ",".join(webhook_events or ["*"])),
+        metavar="TYPE,...",
+        help="the endpoint's enabled_events: only these types are delivered to it, comma-separated "
+        "(env SANDBOX_WEBHOOK_EVENTS; default *, every type; manage.py stripe_sandbox passes the backend's)",
+    )
+    parser.add_argument(
         "--async-settle-seconds", type=float, default=2.0, help="how long pm_sandbox_async payments stay processing"
     )
     parser.add_argument("--webhook-retry-base-seconds", type=float, default=1.0)
     parser.add_argument("--webhook-max-attempts", type=int, default=8)
+
+
+def event_types(value: str) -> list[str]:
+    """`a,b , c` -> ["a", "b", "c"]; `*` (or nothing) subscribes to every type."""
+    return [name.strip() for name in value.split(",") if name.strip()] or ["*"]
 
 
 def build(options: argparse.Namespace | dict) -> SandboxServer:
@@ -68,8 +86,11 @@ def build(options: argparse.Namespace | dict) -> SandboxServer:
         webhook_max_attempts=options["webhook_max_attempts"],
     )
     if options.get("webhook_url"):
-        endpoint = server.register_webhook(options["webhook_url"], secret=options.get("webhook_secret"))
-        print(f"webhooks -> {endpoint['url']} ({endpoint['id']})", flush=True)
+        endpoint = server.register_webhook(
+            options["webhook_url"], secret=options.get("webhook_secret"), enabled_events=options.get("webhook_events")
+        )
+        events = ",".join(endpoint["enabled_events"])
+        print(f"webhooks -> {endpoint['url']} ({endpoint['id']}; events {events})", flush=True)
     return server
 
 

@@ -304,6 +304,12 @@ class Handler(BaseHTTPRequestHandler):
                 if (not types or any(re.fullmatch(t.replace(".", r"\.").replace("*", ".*"), e["type"]) for t in types))
                 and (wanted_success is None or bool(e["_delivery_success"]) == (wanted_success == "true"))
             ]
+            after = params.get("starting_after")
+            if after in store.events and all(e["id"] != after for e in events):
+                # As Stripe's cursor: the events older than the one named, whether or not it passes the filter.
+                order = list(store.events)
+                older = set(order[: order.index(after)])
+                events = [e for e in events if e["id"] in older]
             return _list(events, params, "/v1/events")
 
     @route("GET", "/v1/events/(?P<event_id>[^/]+)")
@@ -442,8 +448,9 @@ class SandboxServer:
         host, port = self.httpd.server_address[:2]
         return f"http://{host}:{port}"
 
-    def register_webhook(self, url: str, *, secret: str | None = None) -> dict:
-        return self.dispatcher.create_endpoint(url, secret=secret)
+    def register_webhook(self, url: str, *, secret: str | None = None, enabled_events: list[str] | None = None) -> dict:
+        """Register an endpoint; it receives only `enabled_events` (default `*`, every type)."""
+        return self.dispatcher.create_endpoint(url, secret=secret, enabled_events=enabled_events)
 
     def reset(self) -> None:
         """Forget all objects, events, keys and faults (endpoints too)."""

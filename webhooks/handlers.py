@@ -352,3 +352,8 @@ HANDLERS: dict[str, Callable[[HandlerContext], str]] = {
     provider.EVENT_REFUND_FAILED: handle_refund,
     provider.EVENT_CHARGE_DISPUTE_CREATED: handle_dispute_created,
 }
+
+# The event types a webhook endpoint should be subscribed to (its `enabled_events`) and the backfill
+# asks the provider for (`types[]`): exactly those a handler acts on. Any other type that still arrives
+# (an endpoint subscribed to `*` by hand) is stored as UNHANDLED_TYPE and never acted on.
+WEBHOOK_EVENT_TYPES: tuple[str, ...] = tuple(sorted(HANDLERS))

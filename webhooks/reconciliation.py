@@ -4,7 +4,9 @@ through the one intake (`webhook_event_record`, source `backfill`), so an event 
 dropped (Stripe's `delivery_success=false`) is stored and processed exactly as a delivery would be.
 
 The whole list is read, not only `delivery_success=false`: an event still being retried, or one
-delivered while our database was being restored, is missed too. The insert's unique constraint
+delivered while our database was being restored, is missed too. Only the types a handler acts on are
+asked for (`WEBHOOK_EVENT_TYPES`, Stripe's `types[]`), the ones our endpoint subscribes to: the
+others would be stored only to be ignored. The insert's unique constraint
 (`ON CONFLICT DO NOTHING`) makes every event the endpoint already stored a no-op, so reading an event
 twice, or by two beats at once, changes nothing.
 
@@ -26,6 +28,7 @@ from django.db import transaction
 from payments.gateway.base import PaymentGateway
 from payments.gateway.stripe import PROVIDER
 from payments.services.dispatch import _gateway, provider_call
+from webhooks.handlers import WEBHOOK_EVENT_TYPES
 from webhooks.models import WebhookBackfillCursor, WebhookEvent
 from webhooks.services import webhook_event_record
 
@@ -79,7 +82,9 @@ def webhook_events_backfill(
         while counts["pages"] < settings.WEBHOOK_BACKFILL_MAX_PAGES and not reached:
             page = provider_call(
                 "events_list",
-                lambda after=after: gateway.events_list(starting_after=after, limit=PAGE_SIZE),
+                lambda after=after: gateway.events_list(
+                    starting_after=after, types=WEBHOOK_EVENT_TYPES, limit=PAGE_SIZE
+                ),
                 guards=guards,
             )
             counts["pages"] += 1

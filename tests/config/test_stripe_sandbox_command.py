@@ -5,6 +5,9 @@ import subprocess
 import sys
 
 from config.devstack import paths
+from config.devstack.management.commands import stripe_sandbox
+from config.devstack.stack import PROCFILE
+from webhooks.handlers import WEBHOOK_EVENT_TYPES
 
 PRODUCTION = {
     "DJANGO_SETTINGS_MODULE": "config.settings.production",
@@ -54,3 +57,19 @@ def test_the_command_says_clearly_when_the_sandbox_is_not_installed():
     assert result.returncode == 2
     assert "the Stripe sandbox is a development tool" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_command_subscribes_the_endpoint_to_the_types_the_backend_handles_unless_told_otherwise(monkeypatch):
+    monkeypatch.delenv("SANDBOX_WEBHOOK_EVENTS", raising=False)
+    parser = stripe_sandbox.Command().create_parser("manage.py", "stripe_sandbox")
+
+    assert parser.parse_args([]).webhook_events == list(WEBHOOK_EVENT_TYPES)
+    assert parser.parse_args(["--webhook-events", "*"]).webhook_events == ["*"]
+    monkeypatch.setenv("SANDBOX_WEBHOOK_EVENTS", "*")
+    assert stripe_sandbox.Command().create_parser("manage.py", "stripe_sandbox").parse_args([]).webhook_events == ["*"]
+
+
+def test_make_runs_sandbox_is_the_command_with_its_default_webhook_events():
+    (entry,) = [line for line in PROCFILE.read_text().splitlines() if line.startswith("sandbox:")]
+
+    assert "manage.py stripe_sandbox" in entry and "--webhook-events" not in entry

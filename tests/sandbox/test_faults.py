@@ -13,6 +13,7 @@ from django.conf import settings
 from config.devstack import paths
 from sandbox.faults import parse_spec
 from tests.fixtures.sandbox import make_stripe_client
+from webhooks.handlers import WEBHOOK_EVENT_TYPES
 
 VISA = {"amount": 2000, "currency": "eur", "payment_method": "pm_card_visa", "confirm": True}
 
@@ -262,6 +263,7 @@ def test_the_command_starts_the_sandbox_with_faults_and_a_webhook_endpoint(tmp_p
         output, _ = process.communicate(timeout=10)
 
     assert "webhooks -> http://127.0.0.1:9/hook" in "".join(lines)
+    assert f"events {','.join(WEBHOOK_EVENT_TYPES)})" in "".join(lines)  # the command hands it our handled types
     assert health["api_version"] == settings.STRIPE_API_VERSION  # the command hands the sandbox our pin
     assert faults == {
         "seed": 7,

@@ -19,7 +19,7 @@ from payments.services.janitor import janitor_run
 from tests.factories import PaymentFactory
 from tests.webhooks.conftest import event, process_pending
 from webhooks import topics
-from webhooks.handlers import HANDLERS
+from webhooks.handlers import HANDLERS, WEBHOOK_EVENT_TYPES
 from webhooks.models import WebhookBackfillCursor, WebhookEvent
 from webhooks.reconciliation import webhook_events_backfill
 from webhooks.tasks import webhook_events_backfill_task
@@ -143,6 +143,23 @@ def test_the_backfill_task_records_its_run(gateway, guards, monkeypatch):
     assert run.outcome == JobRun.Outcome.OK and run.counts["backfilled"] == 1
 
 
+def test_backfill_asks_the_provider_only_for_the_types_a_handler_acts_on(gateway, guards):
+    gateway.script("events_list", listed("evt_1", type="charge.refunded"))
+
+    backfill(gateway, guards)
+
+    (call,) = gateway.called("events_list")
+    assert call["types"] == WEBHOOK_EVENT_TYPES
+
+
+def test_an_unhandled_type_the_provider_lists_anyway_is_still_stored_ignored(gateway, guards):
+    gateway.script("events_list", listed("evt_1", type="charge.succeeded"))  # a provider that ignored types[]
+
+    backfill(gateway, guards)
+
+    assert WebhookEvent.objects.get().status == WebhookEvent.Status.IGNORED
+
+
 def test_the_backfill_is_on_the_beat_schedule():
     assert {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()} >= {"webhooks.webhook_events_backfill"}
 
@@ -175,7 +192,11 @@ def test_a_missed_event_is_backfilled_and_applied_once(stripe_sandbox, stripe_cl
         succeeded.provider_event_id,
     )
     assert counts["backfilled"] >= 1 and "backfilled" not in again
-    assert WebhookEvent.objects.count() == len(stripe_client.v1.events.list(params={"limit": 100}).data)
+    listed = stripe_client.v1.events.list(params={"limit": 100}).data
+    assert {e.type for e in listed} - set(HANDLERS)  # created, charge.succeeded: listed, never asked for
+    assert sorted(WebhookEvent.objects.values_list("provider_event_id", flat=True)) == sorted(
+        e.id for e in listed if e.type in HANDLERS
+    )
 
 
 def test_a_payment_whose_response_and_webhook_were_both_lost_settles_through_the_janitor_once(
@@ -205,6 +226,32 @@ def test_a_payment_whose_response_and_webhook_were_both_lost_settles_through_the
     assert (succeeded.source, succeeded.status, succeeded.outcome) == ("backfill", "PROCESSED", "no_change")
     (ledger,) = stripe_sandbox.ledger()["payment_intents"].values()
     assert ledger["charged"] == 1
+
+
+def test_a_walk_left_on_an_unhandled_event_before_types_were_asked_for_resumes_past_it(
+    stripe_sandbox, stripe_client, guards
+):
+    older, newer = (
+        stripe_client.v1.payment_intents.create(
+            params={"amount": amount, "currency": "eur", "payment_method": "pm_card_visa", "confirm": True}
+        )
+        for amount in (100, 200)
+    )
+    listed = stripe_client.v1.events.list(params={"limit": 100}).data  # newest first, every type
+    (left_on,) = [e for e in listed if e.type == "payment_intent.created" and e.data.object.id == newer.id]
+    WebhookBackfillCursor.objects.create(
+        provider="stripe",
+        walk_head_event_id=listed[0].id,
+        walk_head_created_at=timezone.now(),
+        walk_after_event_id=left_on.id,  # where an unfiltered walk stopped
+    )
+
+    counts = backfill(sandbox_gateway(stripe_sandbox), guards)
+
+    (stored,) = WebhookEvent.objects.all()
+    assert (stored.type, stored.payload["data"]["object"]["id"]) == ("payment_intent.succeeded", older.id)
+    assert counts["backfilled"] == 1 and counts["cursor_advanced"] == 1
+    assert WebhookBackfillCursor.objects.get().walk_after_event_id == ""
 
 
 @pytest.mark.django_db(transaction=True)
@@ -247,10 +294,10 @@ def test_two_backfill_runs_at_once_store_each_event_once(stripe_sandbox, stripe_
         thread.join(timeout=30)
 
     assert errors == []
-    assert set(WebhookEvent.objects.values_list("provider_event_id", flat=True)) == listed_ids
-    assert len(handled_ids) == 3
+    assert set(WebhookEvent.objects.values_list("provider_event_id", flat=True)) == handled_ids
+    assert len(handled_ids) == 3 and len(listed_ids) > 3  # the unhandled types are not asked for
     assert OutboxMessage.objects.filter(topic=topics.WEBHOOK_EVENT_RECEIVED).count() == len(handled_ids)
-    assert sum(r.get("backfilled", 0) for r in results) == len(listed_ids)
+    assert sum(r.get("backfilled", 0) for r in results) == len(handled_ids)
     assert sorted(r["cursor_advanced"] for r in results) == [0, 1]
-    newest = stripe_client.v1.events.list(params={"limit": 1}).data[0].id
+    newest = stripe_client.v1.events.list(params={"limit": 1, "types": list(WEBHOOK_EVENT_TYPES)}).data[0].id
     assert WebhookBackfillCursor.objects.get().last_event_id == newest

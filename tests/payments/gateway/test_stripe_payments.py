@@ -192,6 +192,19 @@ def test_events_list_pages_newest_first(gateway, pay):
     assert isinstance(first.events[0]["data"]["object"], dict)
 
 
+def test_events_list_asks_only_for_the_given_types(gateway, pay):
+    pay()  # payment_intent.created, charge.succeeded, payment_intent.succeeded
+
+    page = gateway.events_list(types=["payment_intent.succeeded", "charge.refunded"])
+
+    assert [e["type"] for e in page.events] == ["payment_intent.succeeded"]
+
+
+def test_events_list_refuses_more_types_than_the_provider_filters_on(gateway):
+    with pytest.raises(ValueError, match="at most 20 types"):
+        gateway.events_list(types=[f"type.{n}" for n in range(21)])
+
+
 def test_events_list_filters_on_delivery_success(gateway, pay, stripe_sandbox, webhook_receiver):
     stripe_sandbox.register_webhook(webhook_receiver.url)
     webhook_receiver.fail_next = 1_000  # every delivery fails, retries included

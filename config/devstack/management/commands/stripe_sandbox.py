@@ -18,7 +18,10 @@ class Command(BaseCommand):
             if exc.name != "sandbox":
                 raise
             parser.error("the Stripe sandbox is a development tool (sandbox/ in a checkout) and is not installed here")
-        cli.add_arguments(parser, api_version=settings.STRIPE_API_VERSION)
+        from webhooks.handlers import WEBHOOK_EVENT_TYPES
+
+        # The backend's pin and its handled types: the endpoint is registered as production's should be.
+        cli.add_arguments(parser, api_version=settings.STRIPE_API_VERSION, webhook_events=list(WEBHOOK_EVENT_TYPES))
 
     def handle(self, *args, **options):
         from sandbox import cli, server
