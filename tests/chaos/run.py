@@ -20,7 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.chaos.run", description=__doc__)
     parser.add_argument("--payments", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--concurrency", type=int, default=64, help="checkout clients at once")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="checkout clients at once (default: 64 up to 2 000 payments, 128 beyond)",
+    )
     parser.add_argument("--broker-outage-seconds", type=float, default=30.0)
     parser.add_argument("--converge-timeout", type=float, default=300.0)
     parser.add_argument("--short", action="store_true", help="the reduced fault rates of the test suite's run")
@@ -32,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     import django
 
     django.setup()
-    from tests.chaos.harness import Options, chaos_run
+    from tests.chaos.harness import Options, chaos_run, default_concurrency
 
     # SIGTERM (a CI timeout, `kill`) stops the run as Ctrl-C does: chaos_run's cleanup stops every
     # process of its stack. Without it the run died alone and left the stack running. A background
@@ -45,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
                 payments=args.payments,
                 seed=args.seed,
                 short=args.short,
-                concurrency=args.concurrency,
+                concurrency=args.concurrency or default_concurrency(args.payments),
                 broker_outage_seconds=args.broker_outage_seconds,
                 converge_timeout=args.converge_timeout,
                 keep=args.keep,

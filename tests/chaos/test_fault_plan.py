@@ -50,3 +50,10 @@ def test_faults_are_spread_over_the_whole_run_in_order():
 
     assert at == sorted(at)
     assert at[0] < 10_000 * 0.1 and at[-1] > 10_000 * 0.85 and max(at) < 10_000
+
+
+def test_a_long_run_keeps_more_checkouts_in_flight_than_the_default_run():
+    from tests.chaos.harness import default_concurrency
+
+    assert default_concurrency(2000) == 64 and default_concurrency(120) == 64
+    assert default_concurrency(10_000) == 128
