@@ -46,9 +46,7 @@ def _actor(request: Request) -> Actor:
 
 
 def _validated(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+    return serializer_class.validated(data)
 
 
 class PaymentListCreateApi(APIView):
