@@ -181,6 +181,14 @@ class PaymentOutputSerializer(serializers.Serializer):
         return data
 
 
+_PAYMENT_OUTPUT = PaymentOutputSerializer()  # its to_representation reads no state of the serializer
+
+
+def payment_representation(payment: Payment) -> dict:
+    """The payment object clients get: PaymentOutputSerializer's answer, without a serializer per payment."""
+    return _PAYMENT_OUTPUT.to_representation(payment)
+
+
 class PaymentListOutputSerializer(serializers.Serializer):
     object = serializers.CharField(default="list")
     data = PaymentOutputSerializer(many=True)
