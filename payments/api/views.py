@@ -6,6 +6,7 @@ import functools
 
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -60,8 +61,20 @@ JSON_RENDERER = JSONRenderer()  # keeps no state between requests
 JSON_ACCEPTS = {None: "application/json", "*/*": "application/json", "application/json": "application/json"}
 
 
+class JsonNegotiation(DefaultContentNegotiation):
+    """DRF's negotiation, with the parser for a body sent as plain application/json picked without parsing types."""
+
+    def select_parser(self, request: Request, parsers):
+        # DRF returns the first parser whose media type matches: the first one, if it is this very type.
+        if parsers and parsers[0].media_type == "application/json" == request.content_type:
+            return parsers[0]
+        return super().select_parser(request, parsers)
+
+
 class JsonApi(APIView):
     """The payments API's views: JSON only, so the usual Accept headers need no negotiation (issue 11)."""
+
+    content_negotiation_class = JsonNegotiation
 
     def perform_content_negotiation(self, request: Request, force: bool = False):
         http = request._request

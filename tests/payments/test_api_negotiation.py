@@ -1,10 +1,14 @@
 """The API's views skip DRF's content negotiation only where its answer is fixed (issue 11), and answer as it does."""
 
 import pytest
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.parsers import FormParser
+from rest_framework.request import Request
 from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
 
 from payments.api import views
+from payments.api.parsers import SafeJSONParser
 
 VIEWS = [
     views.PaymentListCreateApi,
@@ -71,3 +75,27 @@ def test_each_answers_headers_are_drfs(view_class):
 
     assert view.default_response_headers == APIView.default_response_headers.fget(view)
     assert "Vary" not in view.default_response_headers
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON",
+        "application/*",
+        "*/*",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "",
+        "application/json" + " " * 300,
+    ],
+)
+@pytest.mark.parametrize("parser_classes", [[SafeJSONParser], [FormParser, SafeJSONParser], []])
+def test_the_parser_is_drfs_choice(content_type, parser_classes):
+    request = Request(APIRequestFactory().generic("POST", "/api/v1/payments", b"{}", content_type=content_type))
+    parsers = [parser() for parser in parser_classes]
+
+    ours = views.JsonNegotiation().select_parser(request, parsers)
+
+    assert ours is DefaultContentNegotiation().select_parser(request, parsers)
