@@ -82,7 +82,7 @@ class JsonApi(APIView):
         if (
             media_type is None
             or self.renderer_classes != [JSONRenderer]
-            or self.format_kwarg
+            or getattr(self, "format_kwarg", None)
             or (http.META.get("QUERY_STRING") and http.GET.get(api_settings.URL_FORMAT_OVERRIDE))
         ):
             return super().perform_content_negotiation(request, force)
