@@ -23,7 +23,8 @@ from datetime import datetime, timedelta
 import psycopg
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
-from django.http import HttpResponse
+from django.db.backends.utils import CursorWrapper
+from django.http import HttpRequest, HttpResponse
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 
@@ -45,14 +46,17 @@ MAX_KEY_LENGTH = 255
 # Printable ASCII without leading or trailing spaces: HTTP strips those from a header value, so a key
 # that had them would arrive as another key. The OpenAPI schema states this same pattern.
 KEY_PATTERN = r"^[!-~](?:[ -~]*[!-~])?$"
+_KEY = re.compile(KEY_PATTERN)
 Handler = Callable[[], tuple[int, dict]]
+_RENDERER = JSONRenderer()  # keeps no state between requests
 
 
 def _fingerprint(request: Request) -> str:
     """Hash the request's method, path and canonical JSON body (key order and spacing ignored)."""
-    data = request.data or {}
+    data = request.data or {}  # the body DRF parsed once: the handler validates this same object
+    http = request._request
     body = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(f"{request.method}\n{request.path}\n{body}".encode()).hexdigest()
+    return hashlib.sha256(f"{http.method}\n{http.path}\n{body}".encode()).hexdigest()
 
 
 def _key_from(request: Request, *, required: bool) -> str | None:
@@ -61,7 +65,7 @@ def _key_from(request: Request, *, required: bool) -> str | None:
         if required:
             raise IdempotencyKeyRequired(f"An {HEADER} header is required for this request", param=HEADER)
         return None
-    if len(key) > MAX_KEY_LENGTH or not re.fullmatch(KEY_PATTERN, key):
+    if len(key) > MAX_KEY_LENGTH or not _KEY.fullmatch(key):
         raise IdempotencyKeyInvalid(
             f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable ASCII characters, not starting or ending with a space",
             param=HEADER,
@@ -70,7 +74,7 @@ def _key_from(request: Request, *, required: bool) -> str | None:
 
 
 def _render(status: int, payload: dict) -> HttpResponse:
-    return HttpResponse(JSONRenderer().render(payload), status=status, content_type="application/json")
+    return HttpResponse(_RENDERER.render(payload), status=status, content_type="application/json")
 
 
 def _run(handler: Handler) -> tuple[int, dict]:
@@ -85,37 +89,37 @@ def _run(handler: Handler) -> tuple[int, dict]:
         return exc.http_status, payments_error_payload(exc)
 
 
-def _claim(*, client: ApiClient, key: str, request: Request, fingerprint: str, now: datetime) -> int | None:
+def _claim(
+    cursor: CursorWrapper, *, client: ApiClient, key: str, http: HttpRequest, fingerprint: str, now: datetime
+) -> int | None:
     """Insert the key row, or return None if it already exists (waiting at most the lock timeout)."""
     expires_at = now + timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
-    with connection.cursor() as cursor:
-        # One round trip for the three statements (client-side binding sends them as one simple query):
-        # the short wait for a concurrent request holding the key, the insert, and back to the normal
-        # wait for everything the handler locks (a payment row under refund).
-        cursor.execute(
-            f"""SET LOCAL lock_timeout = %s;
-                INSERT INTO {IdempotencyKey._meta.db_table}
-                   (client_id, key, request_method, request_path, request_hash, expires_at, created_at, updated_at)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-                ON CONFLICT (client_id, key) DO NOTHING RETURNING id;
-                SET LOCAL lock_timeout = %s""",  # noqa: S608 - table name is ours
-            [
-                f"{settings.IDEMPOTENCY_LOCK_TIMEOUT_MS}ms",
-                *(client.pk, key, request.method, request.path[:255], fingerprint, expires_at, now, now),
-                f"{settings.DATABASE_LOCK_TIMEOUT_MS}ms",
-            ],
-        )
-        cursor.nextset()  # from the first SET's (empty) result to the INSERT's
-        row = cursor.fetchone()
+    # One round trip for the three statements (client-side binding sends them as one simple query):
+    # the short wait for a concurrent request holding the key, the insert, and back to the normal
+    # wait for everything the handler locks (a payment row under refund).
+    cursor.execute(
+        f"""SET LOCAL lock_timeout = %s;
+            INSERT INTO {IdempotencyKey._meta.db_table}
+               (client_id, key, request_method, request_path, request_hash, expires_at, created_at, updated_at)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (client_id, key) DO NOTHING RETURNING id;
+            SET LOCAL lock_timeout = %s""",  # noqa: S608 - table name is ours
+        [
+            f"{settings.IDEMPOTENCY_LOCK_TIMEOUT_MS}ms",
+            *(client.pk, key, http.method, http.path[:255], fingerprint, expires_at, now, now),
+            f"{settings.DATABASE_LOCK_TIMEOUT_MS}ms",
+        ],
+    )
+    cursor.nextset()  # from the first SET's (empty) result to the INSERT's
+    row = cursor.fetchone()
     return row[0] if row else None
 
 
-def _store(*, row_id: int, status: int, body: bytes) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {IdempotencyKey._meta.db_table} SET response_status = %s, response_body = %s WHERE id = %s",  # noqa: S608
-            [status, body, row_id],
-        )
+def _store(cursor: CursorWrapper, *, row_id: int, status: int, body: bytes) -> None:
+    cursor.execute(
+        f"UPDATE {IdempotencyKey._meta.db_table} SET response_status = %s, response_body = %s WHERE id = %s",  # noqa: S608
+        [status, body, row_id],
+    )
 
 
 def idempotent_response(
@@ -141,19 +145,21 @@ def idempotent_response(
                 raise PaymentBusy("The payment is being changed by another request; retry shortly") from exc
             raise
     fingerprint = _fingerprint(request)  # parses the body first: bad JSON stores nothing
+    http = request._request
     claimed = False
     try:
-        with transaction.atomic(durable=True):
-            row_id = _claim(client=client, key=key, request=request, fingerprint=fingerprint, now=now)
+        # One cursor for the claim and the stored response (the handler's statements use their own).
+        with transaction.atomic(durable=True), connection.cursor() as cursor:
+            row_id = _claim(cursor, client=client, key=key, http=http, fingerprint=fingerprint, now=now)
             claimed = True
             if row_id is None:
                 stored = IdempotencyKey.objects.select_for_update().get(client=client, key=key)
                 if stored.expires_at > now:
-                    return _replay(stored, request=request, fingerprint=fingerprint)
-                row_id = _recycle(stored, request=request, fingerprint=fingerprint, now=now)
+                    return _replay(stored, http=http, fingerprint=fingerprint)
+                row_id = _recycle(stored, http=http, fingerprint=fingerprint, now=now)
             status, payload = _run(handler)
             response = _render(status, payload)
-            _store(row_id=row_id, status=status, body=response.content)
+            _store(cursor, row_id=row_id, status=status, body=response.content)
             return response
     except OperationalError as exc:
         if isinstance(exc.__cause__, psycopg.errors.LockNotAvailable) and claimed:
@@ -165,10 +171,10 @@ def idempotent_response(
         raise
 
 
-def _replay(stored: IdempotencyKey, *, request: Request, fingerprint: str) -> HttpResponse:
+def _replay(stored: IdempotencyKey, *, http: HttpRequest, fingerprint: str) -> HttpResponse:
     if (stored.request_method, stored.request_path, stored.request_hash) != (
-        request.method,
-        request.path[:255],
+        http.method,
+        http.path[:255],
         fingerprint,
     ):
         raise IdempotencyKeyReused(
@@ -181,10 +187,10 @@ def _replay(stored: IdempotencyKey, *, request: Request, fingerprint: str) -> Ht
     return response
 
 
-def _recycle(stored: IdempotencyKey, *, request: Request, fingerprint: str, now: datetime) -> int:
+def _recycle(stored: IdempotencyKey, *, http: HttpRequest, fingerprint: str, now: datetime) -> int:
     """Reuse an expired key's row for a new request (the purge task had not removed it yet)."""
-    stored.request_method = request.method
-    stored.request_path = request.path[:255]
+    stored.request_method = http.method
+    stored.request_path = http.path[:255]
     stored.request_hash = fingerprint
     stored.response_status = None
     stored.response_body = None

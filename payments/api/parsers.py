@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import codecs
 import re
 
 from rest_framework.exceptions import ErrorDetail, ParseError, ValidationError
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import JSONParser, get_encoding
+from rest_framework.utils import json
 
 # JSON's "\ud800" escape decodes to a lone UTF-16 surrogate: valid JSON syntax, but no Unicode text.
 # It cannot be encoded to UTF-8 (hashing the idempotency key failed with a 500), stored or sent on;
@@ -13,6 +15,10 @@ from rest_framework.parsers import JSONParser
 # character, so whatever is left in the range after decoding is unpaired.
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 NOT_UNICODE = "Must be valid Unicode text (it holds an unpaired UTF-16 surrogate escape such as \\ud800)."
+# Where a surrogate in the parsed document can come from: an escape \uD800 to \uDFFF (any case) in the
+# text, or a surrogate the charset's decoder let into the text itself. A document with neither holds
+# none, and the walk over every string of it is skipped.
+SURROGATE_SOURCE = re.compile("\\\\u[dD][89a-fA-F]|[\ud800-\udfff]")
 
 
 class SafeJSONParser(JSONParser):
@@ -25,10 +31,18 @@ class SafeJSONParser(JSONParser):
     """
 
     def parse(self, stream, media_type=None, parser_context=None):
+        # DRF's JSONParser.parse, step by step (json.load is json.loads of the reader's read()), so the
+        # text can be searched for surrogates before the document is walked.
+        encoding = get_encoding(parser_context or {})  # a text charset, or a 400
         try:
-            data = super().parse(stream, media_type, parser_context)
+            text = codecs.getreader(encoding)(stream).read()
+            data = json.loads(text, parse_constant=json.strict_constant if self.strict else None)
+        except ValueError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from exc
         except RecursionError as exc:
             raise ParseError("JSON parse error - the document is nested too deeply") from exc
+        if not SURROGATE_SOURCE.search(text):
+            return data
         path = _lone_surrogate_path(data)
         if path is None:
             return data

@@ -138,7 +138,7 @@ def api_contract_postprocess(result, generator, request, public):
 
     Runs after drf-spectacular's enum hook, which would otherwise hoist each currency group into a component.
     """
-    # PaymentCreateInputSerializer.validate(): the amount its currency allows.
+    # PaymentCreateInputSerializer.validate_together(): the amount its currency allows.
     result["components"]["schemas"][PAYMENT_CREATE_COMPONENT]["anyOf"] = charge_amount_rules()
     for path, operations in result.get("paths", {}).items():
         if not path.startswith("/api/"):

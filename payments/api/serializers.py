@@ -49,7 +49,8 @@ class PaymentCreateInputSerializer(StrictInputSerializer):
     customer_reference = StrictCharField(max_length=CUSTOMER_REFERENCE_MAX_LENGTH, required=False, allow_blank=True)
     metadata = MetadataField(required=False, help_text="Up to 50 string keys (40 chars) to string values (500).")
 
-    def validate(self, attrs):
+    @classmethod
+    def validate_together(cls, attrs):
         # Refused here, before anything is stored (the idempotency key included), so the client can
         # fix the amount and retry under the same key: the same rule the service applies.
         try:
@@ -178,6 +179,14 @@ class PaymentOutputSerializer(serializers.Serializer):
         for field in ("description", "customer_reference", "failure_code", "failure_message"):
             data[field] = data[field] or None
         return data
+
+
+_PAYMENT_OUTPUT = PaymentOutputSerializer()  # its to_representation reads no state of the serializer
+
+
+def payment_representation(payment: Payment) -> dict:
+    """The payment object clients get: PaymentOutputSerializer's answer, without a serializer per payment."""
+    return _PAYMENT_OUTPUT.to_representation(payment)
 
 
 class PaymentListOutputSerializer(serializers.Serializer):

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from payments import selectors
@@ -19,6 +24,7 @@ from payments.api.serializers import (
     RefundCreateInputSerializer,
     RefundOutputSerializer,
     error_responses,
+    payment_representation,
 )
 from payments.idempotency import KEY_PATTERN, MAX_KEY_LENGTH, idempotent_response
 from payments.services.payments import Actor, payment_cancel_request, payment_capture_request, payment_create
@@ -46,12 +52,54 @@ def _actor(request: Request) -> Actor:
 
 
 def _validated(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+    return serializer_class.validated(data)
 
 
-class PaymentListCreateApi(APIView):
+JSON_RENDERER = JSONRenderer()  # keeps no state between requests
+# The Accept headers that DRF's negotiation answers, with the JSON renderer alone, by this media type.
+# Any other (a list, parameters, another type: maybe a 406) is negotiated by DRF.
+JSON_ACCEPTS = {None: "application/json", "*/*": "application/json", "application/json": "application/json"}
+
+
+class JsonNegotiation(DefaultContentNegotiation):
+    """DRF's negotiation, with the parser for a body sent as plain application/json picked without parsing types."""
+
+    def select_parser(self, request: Request, parsers):
+        # DRF returns the first parser whose media type matches: the first one, if it is this very type.
+        if parsers and parsers[0].media_type == "application/json" == request.content_type:
+            return parsers[0]
+        return super().select_parser(request, parsers)
+
+
+class JsonApi(APIView):
+    """The payments API's views: JSON only, so the usual Accept headers need no negotiation (issue 11)."""
+
+    content_negotiation_class = JsonNegotiation
+
+    def perform_content_negotiation(self, request: Request, force: bool = False):
+        http = request._request
+        media_type = JSON_ACCEPTS.get(http.META.get("HTTP_ACCEPT"))
+        if (
+            media_type is None
+            or self.renderer_classes != [JSONRenderer]
+            or getattr(self, "format_kwarg", None)
+            or (http.META.get("QUERY_STRING") and http.GET.get(api_settings.URL_FORMAT_OVERRIDE))
+        ):
+            return super().perform_content_negotiation(request, force)
+        return JSON_RENDERER, media_type
+
+    @property
+    def default_response_headers(self) -> dict:
+        return dict(_default_response_headers(type(self)))
+
+
+@functools.cache
+def _default_response_headers(view_class: type[APIView]) -> dict:
+    """DRF's headers for every answer of a view (its Allow list): the same for every request."""
+    return APIView.default_response_headers.fget(view_class())
+
+
+class PaymentListCreateApi(JsonApi):
     @extend_schema(
         operation_id="payments_create",
         request=PaymentCreateInputSerializer,
@@ -62,11 +110,11 @@ class PaymentListCreateApi(APIView):
     def post(self, request: Request) -> Response:
         def create():
             data = _validated(PaymentCreateInputSerializer, request.data)
-            payment = payment_create(client=request.user, actor=_actor(request), now=now, **data)
-            return 202, PaymentOutputSerializer(payment).data
+            payment = payment_create(client=client, actor=_actor(request), now=now, **data)
+            return 202, payment_representation(payment)
 
-        now = timezone.now()
-        return idempotent_response(request=request, client=request.user, required=True, handler=create, now=now)
+        client, now = request.user, timezone.now()
+        return idempotent_response(request=request, client=client, required=True, handler=create, now=now)
 
     @extend_schema(
         operation_id="payments_list",
@@ -86,23 +134,23 @@ class PaymentListCreateApi(APIView):
         return Response(
             {
                 "object": "list",
-                "data": PaymentOutputSerializer(payments, many=True).data,
+                "data": [payment_representation(payment) for payment in payments],
                 "has_more": has_more,
                 "url": request.path,
             }
         )
 
 
-class PaymentDetailApi(APIView):
+class PaymentDetailApi(JsonApi):
     @extend_schema(
         operation_id="payments_retrieve", responses={200: PaymentOutputSerializer, **error_responses(401, 404, 429)}
     )
     def get(self, request: Request, payment_id: str) -> Response:
         payment = selectors.payment_get(client=request.user, payment_id=payment_id)
-        return Response(PaymentOutputSerializer(payment).data)
+        return Response(payment_representation(payment))
 
 
-class PaymentCaptureApi(APIView):
+class PaymentCaptureApi(JsonApi):
     @extend_schema(
         operation_id="payments_capture",
         request=PaymentCaptureInputSerializer,
@@ -114,19 +162,19 @@ class PaymentCaptureApi(APIView):
         def capture():
             data = _validated(PaymentCaptureInputSerializer, request.data)
             payment = payment_capture_request(
-                client=request.user,
+                client=client,
                 payment_id=payment_id,
                 amount=data.get("amount"),
                 actor=_actor(request),
                 now=now,
             )
-            return 202, PaymentOutputSerializer(payment).data
+            return 202, payment_representation(payment)
 
-        now = timezone.now()
-        return idempotent_response(request=request, client=request.user, required=False, handler=capture, now=now)
+        client, now = request.user, timezone.now()
+        return idempotent_response(request=request, client=client, required=False, handler=capture, now=now)
 
 
-class PaymentCancelApi(APIView):
+class PaymentCancelApi(JsonApi):
     @extend_schema(
         operation_id="payments_cancel",
         request=PaymentCancelInputSerializer,
@@ -137,14 +185,14 @@ class PaymentCancelApi(APIView):
     def post(self, request: Request, payment_id: str) -> Response:
         def cancel():
             _validated(PaymentCancelInputSerializer, request.data)
-            payment = payment_cancel_request(client=request.user, payment_id=payment_id, actor=_actor(request), now=now)
-            return 202, PaymentOutputSerializer(payment).data
+            payment = payment_cancel_request(client=client, payment_id=payment_id, actor=_actor(request), now=now)
+            return 202, payment_representation(payment)
 
-        now = timezone.now()
-        return idempotent_response(request=request, client=request.user, required=False, handler=cancel, now=now)
+        client, now = request.user, timezone.now()
+        return idempotent_response(request=request, client=client, required=False, handler=cancel, now=now)
 
 
-class RefundCreateApi(APIView):
+class RefundCreateApi(JsonApi):
     @extend_schema(
         operation_id="refunds_create",
         request=RefundCreateInputSerializer,
@@ -156,7 +204,7 @@ class RefundCreateApi(APIView):
         def refund():
             data = _validated(RefundCreateInputSerializer, request.data)
             created = refund_create(
-                client=request.user,
+                client=client,
                 payment_id=payment_id,
                 amount=data.get("amount"),
                 reason=data.get("reason", ""),
@@ -165,11 +213,11 @@ class RefundCreateApi(APIView):
             )
             return 202, RefundOutputSerializer(created).data
 
-        now = timezone.now()
-        return idempotent_response(request=request, client=request.user, required=True, handler=refund, now=now)
+        client, now = request.user, timezone.now()
+        return idempotent_response(request=request, client=client, required=True, handler=refund, now=now)
 
 
-class RefundDetailApi(APIView):
+class RefundDetailApi(JsonApi):
     @extend_schema(
         operation_id="refunds_retrieve", responses={200: RefundOutputSerializer, **error_responses(401, 404, 429)}
     )
