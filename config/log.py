@@ -13,7 +13,10 @@ https://www.structlog.org/en/stable/standard-library.html#rendering-using-struct
 
 from __future__ import annotations
 
+import json
+import logging
 import re
+from functools import lru_cache
 
 import structlog
 
@@ -46,6 +49,53 @@ _SHARED_PROCESSORS = [
 ]
 
 
+@lru_cache(maxsize=8)
+def _encoder(default) -> json.JSONEncoder:
+    return json.JSONEncoder(default=default)
+
+
+def _json_dumps(obj, *, default) -> str:
+    """`json.dumps(obj, default=default)` (ensure_ascii and all), with its encoder built once, not per line."""
+    return _encoder(default).encode(obj)
+
+
+# What renders an event dict into its line, once the record's own fields are off it.
+_RENDER = [
+    _row_values_withheld,
+    structlog.processors.JSONRenderer(serializer=_json_dumps),
+]
+
+
+class JSONLineFormatter(structlog.stdlib.ProcessorFormatter):
+    """structlog's ProcessorFormatter, with a shorter way for structlog's own events that carry no traceback.
+
+    ProcessorFormatter copies every record, runs the record-cleaning processors and then the standard
+    library's `%(message)s` formatting, about a third of the cost of an access line (issue 11). For an
+    event dict from structlog with no `exc_info` none of that changes the line: it is rendered by the
+    same `_RENDER` processors straight from a copy of the dict, and the record is left as it came.
+    Every other record (the standard library's, a traceback) takes ProcessorFormatter's own way.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        event_dict = record.msg
+        method_name = getattr(record, "_name", None)
+        if (
+            type(event_dict) is dict
+            and type(method_name) is str
+            and "exc_info" not in event_dict
+            and record.exc_info is None
+            and record.stack_info is None
+            and self.logger is None
+            and self._fmt == "%(message)s"
+            and hasattr(record, "_logger")
+        ):
+            line = event_dict.copy()
+            for processor in _RENDER:
+                line = processor(record._logger, method_name, line)
+            return line
+        return super().format(record)
+
+
 def logging_config(*, level: str) -> dict:
     """Return settings.LOGGING: the root logger writes JSON lines to stderr, and nothing else writes."""
     return {
@@ -53,13 +103,12 @@ def logging_config(*, level: str) -> dict:
         "disable_existing_loggers": False,
         "formatters": {
             "json": {
-                "()": structlog.stdlib.ProcessorFormatter,
+                "()": JSONLineFormatter,
                 "foreign_pre_chain": _SHARED_PROCESSORS,
                 "processors": [
                     structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     structlog.processors.format_exc_info,  # the traceback becomes one escaped field
-                    _row_values_withheld,
-                    structlog.processors.JSONRenderer(),
+                    *_RENDER,
                 ],
             }
         },

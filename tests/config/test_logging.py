@@ -57,3 +57,71 @@ def test_django_loggers_have_no_plain_text_handler_of_their_own():
         logger = logging.getLogger(name)
         assert [h for h in logger.handlers if not type(h).__module__.startswith("_pytest")] == []
         assert logger.propagate
+
+
+class Opaque:
+    def __repr__(self) -> str:
+        return "<opaque\nFORGED>"
+
+
+@pytest.fixture
+def records():
+    """The records structlog's events become, as the root logger's handlers receive them."""
+    caught = []
+    handler = logging.Handler()
+    handler.emit = caught.append
+    root = logging.getLogger()
+    root.addHandler(handler)
+    previous = root.level
+    root.setLevel(logging.DEBUG)
+    yield caught
+    root.setLevel(previous)
+    root.removeHandler(handler)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"path": "/api/v1/x\nFORGED request_id=req_fake", "status": 404, "duration_ms": 0.1, "client": None},
+        {"path": "/x\u2028\u0085\x1b[2J\x00caf\u00e9\U0001f600", "bytes_in": 2**70, "ratio": float("inf")},
+        {"when": __import__("datetime").datetime(2026, 1, 2, 3, 4, 5), "thing": Opaque(), "items": [1, "a\nb"]},
+        {"nested": {"k\n": ["a", 1.5]}, "flag": True, "none": None},
+        {"error": "boom\nDETAIL:  Failing row contains (row-values-7f3a).", "count": -1},
+        {"stack_info": False},
+    ],
+)
+def test_structlogs_own_events_render_exactly_as_structlogs_processor_formatter_renders_them(records, fields):
+    from config.log import JSONLineFormatter
+
+    structlog.contextvars.bind_contextvars(request_id="req_1")
+    try:
+        structlog.get_logger("tests.structured").info("an_event", **fields)
+        structlog.get_logger("tests.structured").warning("positional %s", "arg")
+    finally:
+        structlog.contextvars.unbind_contextvars("request_id")
+    (formatter,) = {h.formatter for h in logging.getLogger().handlers if type(h) is logging.StreamHandler}
+
+    assert type(formatter) is JSONLineFormatter
+    for record in records:
+        original = dict(record.__dict__)
+        with pytest.MonkeyPatch.context() as patch:  # the short way, not the processor formatter's
+            patch.setattr(structlog.stdlib.ProcessorFormatter, "format", lambda *args: pytest.fail("long way"))
+            line = formatter.format(record)
+
+        assert record.__dict__ == original  # other handlers (pytest's, the suite's PII scan) see it unchanged
+        assert line == structlog.stdlib.ProcessorFormatter.format(formatter, record)
+        assert line.isascii() and "\n" not in line
+        assert "row-values-7f3a" not in line
+
+
+def test_events_with_a_traceback_and_the_standard_librarys_take_the_processor_formatters_own_way(records):
+    (formatter,) = {h.formatter for h in logging.getLogger().handlers if type(h) is logging.StreamHandler}
+    try:
+        raise ValueError("boom\nFORGED")
+    except ValueError:
+        structlog.get_logger("tests.structured").exception("failed", path="/x")
+        logging.getLogger("tests.stdlib").exception("Unable to %s", "do it")
+        lines = [json.loads(formatter.format(record)) for record in records]  # while `exc_info=True` means this one
+
+    assert [line["event"] for line in lines] == ["failed", "Unable to do it"]
+    assert all("ValueError: boom\nFORGED" in line["exception"] for line in lines)
