@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import logging
 import threading
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import Model
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
@@ -60,15 +60,15 @@ class VerifiedKeyCache:
         if monotonic() - entry.checked_at >= settings.API_KEY_CACHE_SECONDS or entry.api_key.has_expired:
             self.discard(digest)
             return None
-        api_key = copy.copy(entry.api_key)
-        api_key.client = copy.copy(entry.api_key.client)
+        api_key = _copy(entry.api_key)
+        api_key.client = _copy(entry.api_key.client)
         return api_key
 
     def put(self, digest: bytes, api_key: ApiKey) -> None:
         if settings.API_KEY_CACHE_SECONDS <= 0:
             return
-        stored = copy.copy(api_key)
-        stored.client = copy.copy(api_key.client)
+        stored = _copy(api_key)
+        stored.client = _copy(api_key.client)
         with self._lock:
             if len(self._entries) >= self.MAX_ENTRIES:
                 self._entries.clear()
@@ -81,6 +81,14 @@ class VerifiedKeyCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+
+def _copy(instance: Model) -> Model:
+    """A shallow copy of a model instance, as `copy.copy` makes it (Model.__getstate__: the fields, and its
+    own state and cache of related objects) without pickling's way round, which took twice as long."""
+    clone = instance.__class__.__new__(instance.__class__)
+    clone.__dict__.update(instance.__getstate__())
+    return clone
 
 
 verified_keys = VerifiedKeyCache()

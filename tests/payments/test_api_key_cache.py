@@ -162,6 +162,25 @@ def test_each_request_gets_its_own_copy_of_the_remembered_client():
 
     assert one is not two and one.client is not two.client
     assert one.client.pk == two.client.pk
+    assert one._state is not two._state and one._state.fields_cache is not two._state.fields_cache
+    one.client.name = "changed by one request"
+    assert authentication.verified_keys.get(digest).client.name != "changed by one request"
+
+
+def test_a_remembered_key_is_copied_as_copy_copy_copies_a_model_instance():
+    import copy
+
+    api_key = ApiKey.objects.select_related("client").get(pk=api_key_create()[0].pk)
+
+    for instance in (api_key, api_key.client):
+        ours, library = authentication._copy(instance), copy.copy(instance)
+
+        assert type(ours) is type(instance)
+        assert {k: v for k, v in vars(ours).items() if k != "_state"} == {
+            k: v for k, v in vars(library).items() if k not in ("_state", "_django_version")
+        }
+        assert vars(ours._state) == vars(library._state)
+        assert ours._state is not instance._state and ours._state.fields_cache is not instance._state.fields_cache
 
 
 def test_the_cache_is_bounded(monkeypatch):
