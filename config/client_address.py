@@ -53,8 +53,12 @@ def _address(values: tuple, remote_addr: str, order: tuple, proxy_order: str, pr
     return ip or remote_addr
 
 
+@lru_cache(maxsize=4096)
 def address_key(address: str) -> str:
-    """The address as a limiter counts it: IPv4 as is, IPv6 by its /64 network address, else "unknown"."""
+    """The address as a limiter counts it: IPv4 as is, IPv6 by its /64 network address, else "unknown".
+
+    Remembered, as `_address` is: parsing the address cost more than the rest of the limiter's key (issue 11).
+    """
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import logging
 
 from django.conf import settings
@@ -28,7 +29,7 @@ class RefuseNulMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if "\x00" in request.path or any("\x00" in key or "\x00" in value for key, value in _query_items(request)):
+        if "\x00" in request.path or _query_has_nul(request):
             payload = {
                 "type": "invalid_request_error",
                 "code": "parameter_invalid",
@@ -36,6 +37,26 @@ class RefuseNulMiddleware:
             }
             return JsonResponse({"error": {**payload, "param": None}}, status=400)
         return self.get_response(request)
+
+
+def _query_has_nul(request: HttpRequest) -> bool:
+    """Whether a name or value of request.GET holds a NUL, without parsing a query string that cannot hold one.
+
+    Decoded as UTF-8 (Django's default), a NUL comes only from a NUL byte or `%00` in the raw query
+    string (an invalid sequence decodes to U+FFFD, never to NUL); other charsets a client may name
+    (UTF-7's `+AAA-`, UTF-16) are parsed and looked through as before.
+    """
+    query = request.META.get("QUERY_STRING", "")
+    if "%00" not in query and "\x00" not in query and _decodes_as_utf8(request):
+        return False
+    return any("\x00" in key or "\x00" in value for key, value in _query_items(request))
+
+
+def _decodes_as_utf8(request: HttpRequest) -> bool:
+    try:
+        return codecs.lookup(request.encoding or settings.DEFAULT_CHARSET).name == "utf-8"
+    except LookupError:
+        return False
 
 
 def _query_items(request: HttpRequest):

@@ -47,3 +47,15 @@ def test_a_change_of_settings_is_not_answered_from_memory(settings):
         setattr(settings, name, value)
 
     assert (direct, client_address(request)) == ("10.0.0.1", "203.0.113.9")
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["127.0.0.1", "2001:db8::1", "2001:db8::ffff:0:7", "::ffff:192.0.2.1", "", "unknown", "999.1.1.1", "fe80::1%eth0"],
+)
+def test_a_remembered_address_key_is_the_one_the_address_gives(address):
+    from config.client_address import address_key
+
+    first, again = address_key(address), address_key(address)
+
+    assert first == again == address_key.__wrapped__(address)
