@@ -83,6 +83,8 @@ class JSONLineFormatter(structlog.stdlib.ProcessorFormatter):
             type(event_dict) is dict
             and type(method_name) is str
             and "exc_info" not in event_dict
+            and "_record" not in event_dict  # the processor formatter's own keys, which it would drop
+            and "_from_structlog" not in event_dict
             and record.exc_info is None
             and record.stack_info is None
             and self.logger is None
