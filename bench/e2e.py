@@ -52,9 +52,14 @@ def _compose_command(service: str) -> list[str]:
     return [sys.executable, *(["-m", argv[0]] if argv[0] != "python" else []), *argv[1:]]
 
 
+def _worker_command(name: str) -> list[str]:
+    return [*_compose_command("worker"), "-n", name, "--include", "bench.noop"]
+
+
 @contextmanager
-def pipeline(ctx):
-    """The whole pipeline on free ports, on the bench database and broker; stopped by our own handles."""
+def pipeline(ctx, *, worker_command=_worker_command):
+    """The whole pipeline on free ports, on the bench database and broker; stopped by our own handles.
+    `worker_command(name)` is the worker's argv (bench/profile_e2e.py runs a profiled one)."""
     import tempfile
 
     from django.conf import settings
@@ -72,7 +77,7 @@ def pipeline(ctx):
             },
             run_settings={**environment, "PROVIDER_RATE_LIMITS": UNLIMITED_PROVIDER, "PYTHONUNBUFFERED": "1"},
             web_command=lambda port: servers.compose_gunicorn_argv(app="config.wsgi:application", port=port),
-            worker_command=lambda name: [*_compose_command("worker"), "-n", name, "--include", "bench.noop"],
+            worker_command=worker_command,
             relay_command=_compose_command("relay"),
             workers=1,
             beat=False,
