@@ -37,6 +37,7 @@ CLIENTS = 8  # checkout frontends posting at once
 WARMUP = 20  # payments (and five times as many no-op tasks) before the clock starts, per stack
 RUN_TIMEOUT_SECONDS = 120 + N / 2  # a run that has not settled by then is a failure, not a figure
 NOOP_TASK = "bench.noop"
+WSGI_APP = "config.wsgi:application"
 KEEP = os.environ.get("BENCH_E2E_KEEP", "") == "1"  # keep the processes' logs (their directory is printed)
 # Stripe's limit is the provider's business: the sandbox has none, so the limiter is not allowed to be
 # the figure. Every call still goes through it (one Redis script per bucket).
@@ -52,14 +53,28 @@ def _compose_command(service: str) -> list[str]:
     return [sys.executable, *(["-m", argv[0]] if argv[0] != "python" else []), *argv[1:]]
 
 
+def _worker_command(name: str) -> list[str]:
+    return [*_compose_command("worker"), "-n", name, "--include", "bench.noop"]
+
+
+def _named(role: str, argv: list[str]) -> list[str]:
+    """`argv` with its PostgreSQL sessions named `bench-<role>` (libpq's PGAPPNAME), for pg_stat_activity."""
+    return ["env", f"PGAPPNAME=bench-{role}", *argv]
+
+
 @contextmanager
-def pipeline(ctx):
-    """The whole pipeline on free ports, on the bench database and broker; stopped by our own handles."""
+def pipeline(ctx, *, worker_command=_worker_command, relay_command: list[str] | None = None, named: bool = False):
+    """The whole pipeline on free ports, on the bench database and broker; stopped by our own handles.
+    `worker_command(name)` is the worker's argv and `relay_command` the relay's (bench/profile_e2e.py
+    runs profiled ones); `named`
+    names each process's PostgreSQL sessions after it (`bench-web`, `bench-relay`, `bench-worker`)."""
     import tempfile
 
     from django.conf import settings
 
     from tests.chaos.stack import ChaosStack
+
+    name = _named if named else (lambda role, argv: argv)
 
     with tempfile.TemporaryDirectory(prefix="bench-e2e-metrics-") as metrics_dir:
         environment = servers.server_environment(client_id=ctx.client_id, metrics_dir=metrics_dir)
@@ -71,9 +86,11 @@ def pipeline(ctx):
                 "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
             },
             run_settings={**environment, "PROVIDER_RATE_LIMITS": UNLIMITED_PROVIDER, "PYTHONUNBUFFERED": "1"},
-            web_command=lambda port: servers.compose_gunicorn_argv(app="config.wsgi:application", port=port),
-            worker_command=lambda name: [*_compose_command("worker"), "-n", name, "--include", "bench.noop"],
-            relay_command=_compose_command("relay"),
+            web_command=lambda port: name(
+                "web", servers.compose_gunicorn_argv(app="config.wsgi:application", port=port)
+            ),
+            worker_command=lambda worker: name("worker", worker_command(worker)),
+            relay_command=name("relay", relay_command or _compose_command("relay")),
             workers=1,
             beat=False,
             webhook_secret=servers.WEBHOOK_SECRET,
@@ -262,10 +279,9 @@ def _server_pids(dsn: str) -> dict[str, int]:
     from django.conf import settings
 
     pids = {}
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
     try:
-        pids["postgres"] = psutil.Process(backend).ppid()
+        with psycopg.connect(dsn, autocommit=True) as conn:  # the backend ends with the session: ask while it runs
+            pids["postgres"] = psutil.Process(conn.execute("SELECT pg_backend_pid()").fetchone()[0]).ppid()
         pids["redis"] = int(redis.Redis.from_url(settings.REDIS_URL).info("server")["process_id"])
         psutil.Process(pids["redis"])
     except (psutil.NoSuchProcess, psutil.AccessDenied, KeyError, ValueError):

@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from config.metrics import outbox_relay_batch_observed
 from outbox.errors import PublishInterrupted, UnknownTopic
-from outbox.models import CLAIMABLE, OutboxMessage, OutboxStatus
+from outbox.models import OutboxMessage, OutboxStatus
 from outbox.registry import outbox_topic_task_name
 from outbox.services import outbox_message_retry
 
@@ -279,15 +279,23 @@ def outbox_relay_batch(*, publisher, now: datetime | None = None, limit: int | N
     return result
 
 
+# The relay asks this after every batch that was not full (at a steady trickle, once per batch): sent as
+# plain SQL like the claim. Built by the ORM each time, it cost the relay 3 times the claim's CPU.
+# Its WHERE is the `outbox_claimable` index's predicate, so the answer is the index's first entry.
+NEXT_DUE_SQL = f"""
+SELECT available_at FROM {_TABLE}
+WHERE status IN ('{OutboxStatus.DUE}', '{OutboxStatus.HANDED_OUT}')
+ORDER BY available_at
+LIMIT 1
+"""  # noqa: S608 - the table name and statuses are ours
+
+
 def outbox_next_due_in(*, now: datetime) -> float | None:
     """Seconds until the earliest claimable row is due (0 if one is due now), or None if there is none."""
-    next_at = (
-        OutboxMessage.objects.filter(status__in=CLAIMABLE)
-        .order_by("available_at")
-        .values_list("available_at", flat=True)
-        .first()
-    )
-    return None if next_at is None else max((next_at - now).total_seconds(), 0.0)
+    with connection.cursor() as cursor:
+        cursor.execute(NEXT_DUE_SQL)
+        row = cursor.fetchone()
+    return None if row is None else max((row[0] - now).total_seconds(), 0.0)
 
 
 class OutboxRelay:

@@ -8,9 +8,9 @@ from django.utils import timezone
 from prometheus_client import REGISTRY
 
 from outbox.errors import PublishInterrupted
-from outbox.models import OutboxMessage
+from outbox.models import CLAIMABLE, OutboxMessage
 from outbox.registry import outbox_topic_register
-from outbox.relay import outbox_next_due_in, outbox_relay_batch, outbox_relay_claim
+from outbox.relay import NEXT_DUE_SQL, outbox_next_due_in, outbox_relay_batch, outbox_relay_claim
 from outbox.services import outbox_message_enqueue
 
 pytestmark = pytest.mark.django_db
@@ -207,3 +207,51 @@ def test_the_writing_transaction_notifies_listening_relays_at_commit_and_not_on_
         assert [n.channel for n in listener.notifies(timeout=2, stop_after=1)] == ["outbox"]
     finally:
         listener.close()
+
+
+def _next_due_in_by_the_orm(now) -> float | None:
+    """The relay's query as the ORM built it before NEXT_DUE_SQL: the reference the raw statement must match."""
+    next_at = (
+        OutboxMessage.objects.filter(status__in=CLAIMABLE)
+        .order_by("available_at")
+        .values_list("available_at", flat=True)
+        .first()
+    )
+    return None if next_at is None else max((next_at - now).total_seconds(), 0.0)
+
+
+def test_the_next_due_time_is_the_earliest_claimable_row_as_the_orm_query_says():
+    now = timezone.now()
+    assert outbox_next_due_in(now=now) is None
+    assert _next_due_in_by_the_orm(now) is None
+    rows = [  # (status, available_at): settled rows are earliest, so a wrong filter would answer them
+        (OutboxMessage.Status.DONE, now - timedelta(hours=2)),
+        (OutboxMessage.Status.DEAD, now - timedelta(hours=1)),
+        (OutboxMessage.Status.DUE, now + timedelta(minutes=7)),
+        (OutboxMessage.Status.HANDED_OUT, now + timedelta(minutes=3)),  # a lease ending: claimable then
+    ]
+    answers = []
+    for status, available_at in rows:
+        message = enqueue(1, available_at=available_at)[0]
+        OutboxMessage.objects.filter(pk=message.pk).update(
+            status=status, done_at=now if status == OutboxMessage.Status.DONE else None
+        )
+        answers.append((outbox_next_due_in(now=now), _next_due_in_by_the_orm(now)))
+    enqueue(1, available_at=now - timedelta(seconds=5))  # one due already: 0, not negative
+    answers.append((outbox_next_due_in(now=now), _next_due_in_by_the_orm(now)))
+
+    assert [raw for raw, _ in answers] == [orm for _, orm in answers]
+    assert [None if raw is None else round(raw) for raw, _ in answers] == [None, None, 420, 180, 0]
+
+
+def test_the_next_due_query_is_the_claimable_index_predicate():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_get_expr(i.indpred, i.indrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " WHERE c.relname = 'outbox_claimable'"
+        )
+        (predicate,) = cursor.fetchone()
+    statuses = sorted(str(status) for status in CLAIMABLE)
+
+    assert all(f"'{status}'" in predicate for status in statuses), predicate
+    assert f"status IN ('{statuses[0]}', '{statuses[1]}')" in " ".join(NEXT_DUE_SQL.split())
