@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from django.db import connections, models, router
 from django.db.models import QuerySet
 from django.db.models.query import MAX_GET_RESULTS
+from django.db.transaction import TransactionManagementError
 
 from payments.errors import PaymentNotFound, RefundNotFound
 from payments.models import ApiClient, Payment, Refund
@@ -62,19 +63,28 @@ class _Compiled:
     slots: tuple[tuple[int, str], ...]
     init_list: tuple[str, ...]  # the attnames of the selected columns, as from_db takes them
     converters: tuple[tuple[int, tuple[Callable, ...], object], ...]  # (column, field converters, expression)
+    for_update: bool  # SELECT … FOR UPDATE: refused outside a transaction, as the ORM refuses it
 
 
 class _CompiledRead:
     """One read of `model`: `build(shape, values)` is the ORM queryset it runs, compiled once per shape."""
 
-    def __init__(self, model: type[models.Model], build: Callable[[Hashable, dict], QuerySet], fields: dict) -> None:
+    def __init__(
+        self,
+        model: type[models.Model],
+        build: Callable[[Hashable, dict], QuerySet],
+        fields: dict,
+        *,
+        for_write: bool = False,
+    ) -> None:
         self.model = model
+        self.for_write = for_write  # a locking read runs where the ORM writes (its `select_for_update` does)
         self.build = build
         self.fields = fields  # value name -> the field that prepares it, as the lookup does
         self.compiled: dict[tuple[str, Hashable, tuple[str, ...]], _Compiled | None] = {}
 
     def run(self, shape: Hashable, **values: object) -> list[models.Model]:
-        alias = router.db_for_read(self.model)
+        alias = router.db_for_write(self.model) if self.for_write else router.db_for_read(self.model)
         key = (alias, shape, tuple(values))  # which values are given is part of the shape
         if key not in self.compiled:
             self.compiled[key] = self.compile(alias, shape, set(values))
@@ -82,6 +92,8 @@ class _CompiledRead:
         if compiled is None:
             return list(self.build(shape, values).using(alias))
         connection = connections[alias]
+        if compiled.for_update and connection.get_autocommit() and connection.features.supports_transactions:
+            raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
         params = list(compiled.params)
         for index, name in compiled.slots:
             params[index] = self.fields[name].get_db_prep_value(values[name], connection, prepared=False)
@@ -140,6 +152,7 @@ class _CompiledRead:
                 (index, tuple(functions), expression)
                 for index, (functions, expression) in compiler.get_converters(expressions).items()
             ),
+            for_update=compiler.query.select_for_update and connection.features.has_select_for_update,
         )
 
 
@@ -159,6 +172,21 @@ _payment_by_id = _CompiledRead(
         client_id=values["client_id"], public_id=values["public_id"]
     ).order_by()[:MAX_GET_RESULTS],
     _PAYMENT_FIELDS,
+)
+
+
+# What `Payment.objects.select_for_update()[.filter(client=client)].get(public_id=payment_id)` runs: the
+# same statement, so the same lock (FOR UPDATE of the payment's row alone) taken in the same order.
+_payment_locked = _CompiledRead(
+    Payment,
+    lambda shape, values: (
+        Payment.objects.select_for_update()
+        .filter(**({"client_id": values["client_id"]} if "client_id" in values else {}))
+        .filter(public_id=values["public_id"])
+        .order_by()[:MAX_GET_RESULTS]
+    ),
+    _PAYMENT_FIELDS,
+    for_write=True,
 )
 
 
@@ -208,13 +236,12 @@ def payment_get_for_update(*, client: ApiClient | None, payment_id: str) -> Paym
     """
     if not _well_formed(payment_id, "pay"):
         raise PaymentNotFound(f"No such payment: '{payment_id[:40]}'", param="id")
-    queryset = Payment.objects.select_for_update()
-    if client is not None:
-        queryset = queryset.filter(client=client)
-    try:
-        return queryset.get(public_id=payment_id)
-    except Payment.DoesNotExist:
-        raise PaymentNotFound(f"No such payment: '{payment_id}'", param="id") from None
+    values = {"public_id": payment_id} if client is None else {"client_id": client.pk, "public_id": payment_id}
+    payments = _payment_locked.run(None, **values)
+    if not payments:
+        raise PaymentNotFound(f"No such payment: '{payment_id}'", param="id")
+    (payment,) = payments  # `public_id` is unique
+    return payment
 
 
 def payment_list(

@@ -8,13 +8,22 @@ from datetime import UTC, datetime, timedelta
 
 import django_fsm
 import pytest
-from django.db import connection
+from django.db import connection, transaction
+from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 
 from payments import selectors
 from payments.errors import PaymentNotFound
 from payments.models import Payment
-from payments.selectors import _CompiledRead, _payment_by_id, _payment_pages, payment_get, payment_list
+from payments.selectors import (
+    _CompiledRead,
+    _payment_by_id,
+    _payment_locked,
+    _payment_pages,
+    payment_get,
+    payment_get_for_update,
+    payment_list,
+)
 from tests.factories import ApiClientFactory, PaymentFactory, RefundFactory, payment_with_status
 
 pytestmark = pytest.mark.django_db
@@ -165,3 +174,42 @@ def test_state_fields_cached_per_class_are_django_fsms(make):
 
     assert instance.state_fields == tuple(django_fsm.ConcurrentTransitionMixin.state_fields.fget(instance))
     assert [field.name for field in instance.state_fields] == ["status"]
+
+
+@pytest.mark.parametrize("scoped", [True, False])
+def test_payment_get_for_update_is_the_orms_locking_statement_and_instance(merchant, rich_payment, scoped):
+    def orm():
+        queryset = Payment.objects.select_for_update()
+        if scoped:
+            queryset = queryset.filter(client=merchant)
+        return queryset.get(public_id=rich_payment.public_id)
+
+    client = merchant if scoped else None
+    expected, expected_sql = _statements(orm)
+    payment, sql = _statements(lambda: payment_get_for_update(client=client, payment_id=rich_payment.public_id))
+
+    assert sql == expected_sql
+    assert sql[0].endswith("FOR UPDATE")
+    assert _everything(payment) == _everything(expected)
+    assert None not in _payment_locked.compiled.values()
+
+
+def test_payment_get_for_update_of_another_clients_payment_is_not_found(rich_payment):
+    with pytest.raises(PaymentNotFound) as foreign:
+        payment_get_for_update(client=ApiClientFactory(name="someone-else"), payment_id=rich_payment.public_id)
+
+    assert str(foreign.value) == f"No such payment: '{rich_payment.public_id}'"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_payment_get_for_update_outside_a_transaction_is_refused_as_the_orm_refuses_it():
+    payment = PaymentFactory()
+    with transaction.atomic():  # compiled (if not yet) inside a transaction
+        payment_get_for_update(client=None, payment_id=payment.public_id)
+
+    with pytest.raises(TransactionManagementError) as orm:
+        Payment.objects.select_for_update().get(public_id=payment.public_id)
+    with pytest.raises(TransactionManagementError) as compiled:
+        payment_get_for_update(client=None, payment_id=payment.public_id)
+
+    assert str(compiled.value) == str(orm.value)
