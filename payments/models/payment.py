@@ -4,7 +4,7 @@ import django_fsm as fsm
 from django.db import models
 from django.db.models import F, Q
 
-from payments.models.base import BaseModel, new_payment_id, new_refund_id
+from payments.models.base import BaseModel, fsm_state_fields, new_payment_id, new_refund_id
 from payments.models.clients import ApiClient
 
 # Bounds like Stripe's: https://docs.stripe.com/api/metadata and amount limits (8 digits in most
@@ -161,6 +161,10 @@ class Payment(fsm.ConcurrentTransitionMixin, BaseModel):
         return self.public_id
 
     @property
+    def state_fields(self) -> tuple[models.Field, ...]:  # django-fsm's, computed once per class
+        return fsm_state_fields(type(self))
+
+    @property
     def public_status(self) -> str:
         return self.PUBLIC_STATUS[self.status]
 
@@ -283,6 +287,10 @@ class Refund(fsm.ConcurrentTransitionMixin, BaseModel):
 
     def __str__(self) -> str:
         return self.public_id
+
+    @property
+    def state_fields(self) -> tuple[models.Field, ...]:  # django-fsm's, computed once per class
+        return fsm_state_fields(type(self))
 
     @property
     def public_status(self) -> str:
