@@ -23,12 +23,23 @@ class RefuseNulMiddleware:
     PostgreSQL cannot store or compare NUL in text, so a `?status__exact=%00` on an admin list (or a
     `%00` object id in an admin URL) reached the database and came back as a 500. Nothing legitimate
     sends one.
+
+    A body without a Content-Length (`Transfer-Encoding: chunked`) is answered 411 here too: Django and
+    DRF read a body only up to its Content-Length, and gunicorn passes a chunked request on without
+    one, so its body was taken for no body at all (a chunked refund of 100 refunded all that was left).
     """
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "HTTP_TRANSFER_ENCODING" in request.META:
+            payload = {
+                "type": "invalid_request_error",
+                "code": "length_required",
+                "message": "A request body needs a Content-Length header; chunked transfer encoding is not accepted.",
+            }
+            return JsonResponse({"error": {**payload, "param": None}}, status=411)
         if "\x00" in request.path or _query_has_nul(request):
             payload = {
                 "type": "invalid_request_error",

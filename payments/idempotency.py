@@ -53,7 +53,9 @@ _RENDERER = JSONRenderer()  # keeps no state between requests
 
 def _fingerprint(request: Request) -> str:
     """Hash the request's method, path and canonical JSON body (key order and spacing ignored)."""
-    data = request.data or {}  # the body DRF parsed once: the handler validates this same object
+    # The body DRF parsed once (the handler validates this same object); no body at all is {}. Not
+    # `or {}`: a body of [], null, 0, false or "" hashed as {} and replayed another request's answer.
+    data = request.data
     http = request._request
     body = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(f"{http.method}\n{http.path}\n{body}".encode()).hexdigest()

@@ -24,6 +24,11 @@ SERVER_SETTINGS = {
     "max_connections": "200",  # web + worker + beat + relay + parallel test workers
     "shared_buffers": "128MB",
     "log_min_messages": "warning",
+    # The server's own log must not quote rows: a constraint violation's DETAIL ("Failing row contains
+    # (…)") and the failing STATEMENT (client-side binding puts every value in its text) carry
+    # descriptions, metadata and references. The app withholds them from its logs (config/log.py).
+    "log_error_verbosity": "terse",
+    "log_min_error_statement": "panic",
 }
 # Only for the throwaway cluster state of a test run: durability is traded for speed.
 FAST_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}

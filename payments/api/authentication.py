@@ -141,8 +141,13 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     def _check(self, key: str) -> ApiKey:
         prefix = key.partition(".")[0]
         api_key = ApiKey.objects.select_related("client").filter(prefix=prefix).first()
-        if api_key is None or not api_key.is_valid(key):
-            logger.info("rejected API key with prefix %s", prefix[:8])
+        if api_key is None:
+            # What was sent is not logged, not even its start: it may be a key's secret without its
+            # prefix, a card number or an e-mail address pasted in the wrong place.
+            logger.info("rejected an API key with no known prefix")
+            raise exceptions.AuthenticationFailed("Invalid API key provided.")
+        if not api_key.is_valid(key):
+            logger.info("rejected API key with prefix %s", api_key.prefix)  # a stored key's, not a secret
             raise exceptions.AuthenticationFailed("Invalid API key provided.")
         if api_key.revoked or api_key.has_expired:
             logger.info("rejected revoked or expired API key %s", api_key.prefix)

@@ -12,6 +12,10 @@ logger = structlog.get_logger("payments.api.access")
 # A client's own correlation id is logged beside ours when it is short and plainly printable;
 # anything else (spaces, controls, non-ASCII, long) is dropped rather than cleaned up.
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+# The path is logged, and a client may put anything where an id goes: a segment holding an e-mail address
+# or a run of 13 to 19 digits (a card number, maybe spaced or dashed) is logged as "[redacted]". Our ids
+# (pay_…, re_…, ULIDs) hold no "@", and no such run between non-alphanumerics.
+_PERSONAL_IN_PATH = re.compile(r"[^/]*@[^/]*|(?<![0-9A-Za-z])\d(?:[ -]?\d){12,18}(?![0-9A-Za-z])")
 
 
 class RequestIdMiddleware:
@@ -44,12 +48,16 @@ class RequestIdMiddleware:
                 "api_request",
                 client_request_id=client_request_id,
                 method=request.method,
-                path=request.path,
+                path=_PERSONAL_IN_PATH.sub("[redacted]", request.path),
                 status=response.status_code,
                 duration_ms=round((time.perf_counter() - started) * 1000, 1),
                 client=getattr(getattr(request, "user", None), "name", None),
                 bytes_in=_content_length(request),
             )
+        if response.status_code < 500:
+            # This line is the answer's record: Django's own "Not Found: <path>" warning would repeat
+            # the raw path. A 5xx keeps Django's line, logged with its traceback where it was raised.
+            response._has_been_logged = True
         return response
 
 

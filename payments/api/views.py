@@ -103,7 +103,7 @@ class PaymentListCreateApi(JsonApi):
     @extend_schema(
         operation_id="payments_create",
         request=PaymentCreateInputSerializer,
-        responses={202: PaymentOutputSerializer, **error_responses(400, 401, 409, 413, 415, 422, 429)},
+        responses={202: PaymentOutputSerializer, **error_responses(400, 401, 409, 411, 413, 415, 422, 429)},
         parameters=[REQUIRED_IDEMPOTENCY_HEADER],
         description="Store a payment (status pending); a worker sends it to the provider.",
     )
@@ -154,7 +154,7 @@ class PaymentCaptureApi(JsonApi):
     @extend_schema(
         operation_id="payments_capture",
         request=PaymentCaptureInputSerializer,
-        responses={202: PaymentOutputSerializer, **error_responses(400, 401, 404, 409, 413, 415, 422, 429)},
+        responses={202: PaymentOutputSerializer, **error_responses(400, 401, 404, 409, 411, 413, 415, 422, 429)},
         parameters=[IDEMPOTENCY_HEADER],
         description="Ask for an authorized (requires_capture) payment to be captured, fully or partly.",
     )
@@ -178,7 +178,7 @@ class PaymentCancelApi(JsonApi):
     @extend_schema(
         operation_id="payments_cancel",
         request=PaymentCancelInputSerializer,
-        responses={202: PaymentOutputSerializer, **error_responses(400, 401, 404, 409, 413, 415, 422, 429)},
+        responses={202: PaymentOutputSerializer, **error_responses(400, 401, 404, 409, 411, 413, 415, 422, 429)},
         parameters=[IDEMPOTENCY_HEADER],
         description="Cancel a payment that has not succeeded: at once if it was never sent, else at the provider.",
     )
@@ -196,7 +196,7 @@ class RefundCreateApi(JsonApi):
     @extend_schema(
         operation_id="refunds_create",
         request=RefundCreateInputSerializer,
-        responses={202: RefundOutputSerializer, **error_responses(400, 401, 404, 409, 413, 415, 422, 429)},
+        responses={202: RefundOutputSerializer, **error_responses(400, 401, 404, 409, 411, 413, 415, 422, 429)},
         parameters=[REQUIRED_IDEMPOTENCY_HEADER],
         description="Refund a succeeded payment, fully (default: what is left) or partly.",
     )

@@ -311,3 +311,12 @@ def test_make_run_serves_stops_cleanly_with_nothing_left_running_and_starts_agai
     assert "is taken" not in again_output
     assert "stopped; nothing left running" in again_output
     assert processes_using(data_dir) == []
+
+
+def test_the_embedded_servers_log_quotes_no_row_or_statement():
+    # Seen under `make run`: "DETAIL: Failing row contains (…, <description>, <metadata>…)" and the
+    # failing statement with its values inline, on the stack's stderr.
+    from config.devstack.postgres import SERVER_SETTINGS
+
+    assert SERVER_SETTINGS["log_error_verbosity"] == "terse"
+    assert SERVER_SETTINGS["log_min_error_statement"] == "panic"

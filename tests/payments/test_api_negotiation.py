@@ -99,3 +99,17 @@ def test_the_parser_is_drfs_choice(content_type, parser_classes):
     ours = views.JsonNegotiation().select_parser(request, parsers)
 
     assert ours is DefaultContentNegotiation().select_parser(request, parsers)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/v1/payments?format=xml", "/api/v1/payments/pay_x?format=api"])
+def test_an_unknown_format_is_a_404_named_resource_missing_with_a_message(api, path):
+    # DRF's negotiation raises Django's Http404 for a ?format= no renderer has: it answered code "error"
+    # and an empty message.
+    response = api.get(path)
+
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["code"] == "resource_missing"
+    assert error["type"] == "invalid_request_error"
+    assert error["message"]

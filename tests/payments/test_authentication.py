@@ -99,3 +99,24 @@ def test_the_api_schema_and_docs_are_public():
 
     assert client.get("/api/schema/").status_code == 200
     assert client.get("/api/docs/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        "4000056655665556",  # a card number pasted where the key goes
+        "planted.customer+pii@example.org",  # an e-mail address
+        "SECRETPART1234567890abcdefghijklm",  # a key's secret without its prefix
+    ],
+)
+def test_a_rejected_key_logs_no_part_of_what_was_sent_unless_it_names_a_stored_key(caplog, sent):
+    api_key, _ = api_key_create()
+    caplog.set_level("INFO", logger="payments.api.authentication")
+
+    unknown = get_payments(f"Bearer {sent}")
+    known = get_payments(f"Bearer {api_key.prefix}.wrongsecret")
+
+    assert unknown.status_code == known.status_code == 401
+    logged = " ".join(record.getMessage() for record in caplog.records)
+    assert sent[:4] not in logged
+    assert api_key.prefix in logged  # a stored key's prefix (not secret) still says which key was tried

@@ -43,6 +43,31 @@ def test_same_key_with_a_different_body_is_422_idempotency_key_reused(api):
     assert Payment.objects.count() == 1
 
 
+@pytest.mark.parametrize("other", [b"[]", b"null", b"0", b"false", b'""'])
+def test_a_body_that_is_not_an_object_is_not_taken_for_the_empty_one_under_the_same_key(api, merchant, other):
+    # The fingerprint hashed `request.data or {}`: every falsy body hashed as {} and replayed its 202.
+    payment = payment_with_status(Payment.Status.SUCCEEDED, client=merchant, amount=1000)
+    path = f"/api/v1/payments/{payment.public_id}/refunds"
+    first = api.post(path, b"{}", content_type="application/json", HTTP_IDEMPOTENCY_KEY="k1")
+
+    response = api.post(path, other, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k1")
+
+    assert first.status_code == 202
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "idempotency_key_reused"
+
+
+def test_no_body_and_an_empty_object_are_the_same_request(api, merchant):
+    payment = payment_with_status(Payment.Status.SUCCEEDED, client=merchant, amount=1000)
+    path = f"/api/v1/payments/{payment.public_id}/refunds"
+    first = api.post(path, HTTP_IDEMPOTENCY_KEY="k1")
+
+    response = api.post(path, b"{}", content_type="application/json", HTTP_IDEMPOTENCY_KEY="k1")
+
+    assert response.status_code == first.status_code == 202
+    assert response.headers["Idempotent-Replayed"] == "true"
+
+
 def test_same_key_on_a_different_path_is_422(api, merchant):
     payment = payment_with_status(Payment.Status.SUCCEEDED, client=merchant, amount=1000)
     post(api, BODY, "k1")

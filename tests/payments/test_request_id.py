@@ -133,3 +133,28 @@ def test_api_access_log_names_the_request_but_never_personal_data(api, caplog):
     everything = "\n".join(str(r.msg) + r.getMessage() for r in caplog.records)
     assert "jane@example.com" not in everything
     assert "Secret Lane" not in everything
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/payments/4000056655665556",  # a card number where an id goes
+        "/api/v1/payments/4000%200566%205566%205556/refunds",
+        "/api/v1/refunds/planted.customer+pii@example.org",
+        "/api/v1/payments/pay_x/capture?x=1",  # nothing personal: logged as it is
+    ],
+)
+def test_a_card_number_or_e_mail_in_the_path_is_logged_redacted(api, log_output, path):
+    from tests.pii import find_pii
+
+    response = api.get(path)
+
+    text = log_output.getvalue()
+    assert find_pii(text) == []
+    events = [json.loads(line) for line in text.splitlines()]
+    (access,) = [event for event in events if event["logger"] == "payments.api.access"]
+    assert access["status"] == response.status_code
+    assert access["path"] == response.wsgi_request.path or "[redacted]" in access["path"]
+    assert "[redacted]" in access["path"] or access["path"] == "/api/v1/payments/pay_x/capture"
+    # The access line is the answer's record: no second line repeats the raw path.
+    assert [event for event in events if event["logger"] == "django.request"] == []
