@@ -54,3 +54,13 @@ def test_compose_shares_one_metrics_directory_between_web_worker_and_relay():
     assert directories == {"/run/prometheus"}
     assert mounts == {("prometheus-multiproc:/run/prometheus",)}
     assert compose["volumes"]["prometheus-multiproc"]["driver_opts"]["type"] == "tmpfs"  # empty at each start
+
+
+def test_compose_postgres_quotes_no_rows_in_its_log_as_the_embedded_server_does():
+    from config.devstack.postgres import SERVER_SETTINGS
+
+    command = load_compose()["services"]["postgres"]["command"]
+    settings = dict(command[index + 1].split("=", 1) for index, part in enumerate(command) if part == "-c")
+
+    for name in ("log_error_verbosity", "log_min_error_statement"):
+        assert settings[name] == SERVER_SETTINGS[name]
