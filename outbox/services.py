@@ -153,7 +153,8 @@ def _outbox_message_start(*, message_id: int, now: datetime) -> dict | None:
 def outbox_message_complete(*, message_id: int, now: datetime) -> bool:
     """Mark the message's work finished; False if it was already settled (a duplicate delivery)."""
     done_at = OutboxMessage._meta.get_field("done_at").get_db_prep_save(now, connection)
-    params = [OutboxStatus.DONE.value, done_at, "", "", int(message_id), *_CLAIMABLE_VALUES]
+    message_id = OutboxMessage._meta.pk.get_db_prep_value(message_id, connection)  # as the lookup prepares it
+    params = [OutboxStatus.DONE.value, done_at, "", "", message_id, *_CLAIMABLE_VALUES]
     # As the ORM's update runs it: an error inside the caller's transaction marks that for rollback.
     with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:
         cursor.execute(_complete_statement(), params)

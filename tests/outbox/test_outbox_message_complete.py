@@ -115,3 +115,12 @@ def test_a_completion_the_database_refuses_marks_the_callers_transaction_for_rol
         with pytest.raises(IntegrityError):  # DONE without done_at: outbox_done_at_iff_done refuses it
             complete(message_id=message.pk, now=None)
         assert connection.needs_rollback is True  # the next query raises rather than run in a failed transaction
+
+
+def test_a_message_id_that_is_no_number_is_refused_as_the_orm_refuses_it():
+    with pytest.raises(ValueError, match="expected a number") as orm:
+        _orm_complete(message_id="seven", now=NOW)
+    with pytest.raises(ValueError, match="expected a number") as ours:
+        outbox_message_complete(message_id="seven", now=NOW)
+
+    assert str(ours.value) == str(orm.value)
