@@ -44,6 +44,8 @@ _STAND_INS = (
         "created_lte": datetime(1901, 1, 1, 0, 0, 2, 12, tzinfo=UTC),
         "cursor_created_at": datetime(1901, 1, 1, 0, 0, 3, 13, tzinfo=UTC),
         "cursor_id": -7_302,
+        "provider": "\x00stand-in-one",
+        "provider_payment_id": "pi_\x00stand-in-one",
     },
     {
         "client_id": -8_301,
@@ -52,6 +54,8 @@ _STAND_INS = (
         "created_lte": datetime(1902, 1, 1, 0, 0, 2, 22, tzinfo=UTC),
         "cursor_created_at": datetime(1902, 1, 1, 0, 0, 3, 23, tzinfo=UTC),
         "cursor_id": -8_302,
+        "provider": "\x00stand-in-two",
+        "provider_payment_id": "pi_\x00stand-in-two",
     },
 )
 
@@ -163,6 +167,8 @@ _PAYMENT_FIELDS = {
     "created_lte": Payment._meta.get_field("created_at"),
     "cursor_created_at": Payment._meta.get_field("created_at"),
     "cursor_id": Payment._meta.pk,
+    "provider": Payment._meta.get_field("provider"),
+    "provider_payment_id": Payment._meta.get_field("provider_payment_id"),
 }
 
 # What `Payment.objects.get(client=client, public_id=payment_id)` runs.
@@ -291,13 +297,29 @@ def refund_get(*, client: ApiClient, refund_id: str) -> Refund:
 
 
 # --- lookups by the provider's ids, for webhooks and the janitor (no client scope) ---------------
+def _payment_found(shape: None, values: dict) -> QuerySet[Payment]:
+    """What payment_find's `.first()` runs: by the provider's intent id, or else by our public id."""
+    if "provider_payment_id" in values:
+        intent = {"provider": values["provider"], "provider_payment_id": values["provider_payment_id"]}
+        queryset = Payment.objects.filter(**intent)
+    else:
+        queryset = Payment.objects.filter(public_id=values["public_id"])
+    return (queryset if queryset.ordered else queryset.order_by("pk"))[:1]  # as `QuerySet.first()` orders
+
+
+# Each webhook task finds its payment so (a third of the task's CPU was the ORM building this read).
+_payment_finds = _CompiledRead(Payment, _payment_found, _PAYMENT_FIELDS)
+
+
 def payment_find(*, payment_id: str = "", provider: str = "", provider_payment_id: str = "") -> Payment | None:
     """Return the payment with our public id, or the one bound to the provider's intent id; None if none."""
     if provider_payment_id:
-        return Payment.objects.filter(provider=provider, provider_payment_id=provider_payment_id).first()
-    if _well_formed(payment_id, "pay"):
-        return Payment.objects.filter(public_id=payment_id).first()
-    return None
+        found = _payment_finds.run(None, provider=provider, provider_payment_id=provider_payment_id)
+    elif _well_formed(payment_id, "pay"):
+        found = _payment_finds.run(None, public_id=payment_id)
+    else:
+        return None
+    return found[0] if found else None
 
 
 def refund_find(*, refund_id: str = "", provider_refund_id: str = "") -> Refund | None:

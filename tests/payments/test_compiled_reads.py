@@ -18,8 +18,10 @@ from payments.models import Payment
 from payments.selectors import (
     _CompiledRead,
     _payment_by_id,
+    _payment_finds,
     _payment_locked,
     _payment_pages,
+    payment_find,
     payment_get,
     payment_get_for_update,
     payment_list,
@@ -213,3 +215,46 @@ def test_payment_get_for_update_outside_a_transaction_is_refused_as_the_orm_refu
         payment_get_for_update(client=None, payment_id=payment.public_id)
 
     assert str(compiled.value) == str(orm.value)
+
+
+def _orm_find(*, payment_id: str = "", provider: str = "", provider_payment_id: str = "") -> Payment | None:
+    """payment_find as the ORM ran it before it was compiled once (the reference)."""
+    if provider_payment_id:
+        return Payment.objects.filter(provider=provider, provider_payment_id=provider_payment_id).first()
+    if selectors._well_formed(payment_id, "pay"):
+        return Payment.objects.filter(public_id=payment_id).first()
+    return None
+
+
+@pytest.mark.parametrize(
+    "lookup",
+    [
+        pytest.param(lambda payment: {"provider": "stripe", "provider_payment_id": "pi_123"}, id="by-intent"),
+        pytest.param(lambda payment: {"payment_id": payment.public_id}, id="by-public-id"),
+        pytest.param(lambda payment: {"provider": "other", "provider_payment_id": "pi_123"}, id="other-provider"),
+        pytest.param(lambda payment: {"provider": "stripe", "provider_payment_id": "pi_none"}, id="unknown-intent"),
+        pytest.param(lambda payment: {"payment_id": "pay_01ARZ3NDEKTSV4RRFFQ69G5FAV"}, id="unknown-public-id"),
+        pytest.param(
+            lambda payment: {"payment_id": payment.public_id, "provider": "stripe", "provider_payment_id": "pi_123"},
+            id="intent-wins",
+        ),
+        pytest.param(lambda payment: {"payment_id": "not-ours"}, id="malformed"),
+        pytest.param(lambda payment: {}, id="nothing"),
+    ],
+)
+def test_payment_find_is_the_orms_first_statement_and_instance(merchant, rich_payment, lookup):
+    PaymentFactory(client=ApiClientFactory(name="other"))  # never found
+    Payment.objects.filter(pk=rich_payment.pk).update(provider="stripe")
+    found = Payment.objects.get(pk=rich_payment.pk)
+    values = lookup(found)
+
+    expected, expected_sql = _statements(lambda: _orm_find(**values))
+    payment, sql = _statements(lambda: payment_find(**values))
+
+    assert sql == expected_sql
+    assert all(statement.endswith('ORDER BY "payments_payment"."id" DESC LIMIT 1') for statement in sql)
+    if expected is None:
+        assert payment is None
+    else:
+        assert _everything(payment) == _everything(expected)
+    assert None not in _payment_finds.compiled.values()  # not the ORM fallback
