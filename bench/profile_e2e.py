@@ -373,17 +373,20 @@ def floor_provider(sandbox_url: str, count: int) -> dict[str, tuple[float, float
         api_key=key, api_base=sandbox_url, api_version=settings.STRIPE_API_VERSION, timeout_seconds=10
     )
 
-    def ours(number: int) -> None:
-        intent = gateway.intent_create_and_confirm(
-            payment_id=f"floor-{run}-g{number}",
+    def confirm(through: StripeGateway, key_tag: str) -> None:
+        intent = through.intent_create_and_confirm(
+            payment_id=f"floor-{run}-{key_tag}",
             amount=2000,
             currency="eur",
             payment_method="pm_card_visa",
             capture_method="automatic",
             description="",
-            idempotency_key=f"floor-{run}-g{number}",
+            idempotency_key=f"floor-{run}-{key_tag}",
         )
         assert intent.status == "succeeded"
+
+    def ours(number: int) -> None:
+        confirm(gateway, f"g{number}")
 
     # The same gateway on a plain requests.Session, which reads the proxy environment on every request:
     # what reading it once per origin (payments/gateway/stripe.py) saves.
@@ -399,16 +402,7 @@ def floor_provider(sandbox_url: str, count: int) -> dict[str, tuple[float, float
     )
 
     def ours_plain(number: int) -> None:
-        intent = plain.intent_create_and_confirm(
-            payment_id=f"floor-{run}-p{number}",
-            amount=2000,
-            currency="eur",
-            payment_method="pm_card_visa",
-            capture_method="automatic",
-            description="",
-            idempotency_key=f"floor-{run}-p{number}",
-        )
-        assert intent.status == "succeeded"
+        confirm(plain, f"p{number}")
 
     limiter, breaker = get_rate_limiter(), get_circuit_breaker()
 
