@@ -17,16 +17,15 @@ DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS = 1
 API_CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'"
 
 
-class RefuseNulMiddleware:
-    """Answer 400 to a NUL byte in the path or a query parameter, before any view or query sees it.
+class RefuseUnreadableRequestMiddleware:
+    """Refuse, before any view or query sees it, a request Django or PostgreSQL would misread.
 
-    PostgreSQL cannot store or compare NUL in text, so a `?status__exact=%00` on an admin list (or a
-    `%00` object id in an admin URL) reached the database and came back as a 500. Nothing legitimate
-    sends one.
-
-    A body without a Content-Length (`Transfer-Encoding: chunked`) is answered 411 here too: Django and
-    DRF read a body only up to its Content-Length, and gunicorn passes a chunked request on without
-    one, so its body was taken for no body at all (a chunked refund of 100 refunded all that was left).
+    - A NUL byte in the path or a query parameter is 400: PostgreSQL cannot store or compare NUL in
+      text, so a `?status__exact=%00` on an admin list (or a `%00` object id in an admin URL) reached
+      the database and came back as a 500. Nothing legitimate sends one.
+    - A body without a Content-Length (`Transfer-Encoding: chunked`) is 411: Django and DRF read a body
+      only up to its Content-Length, and gunicorn passes a chunked request on without one, so its body
+      was taken for no body at all (a chunked refund of 100 refunded all that was left).
     """
 
     def __init__(self, get_response) -> None:
@@ -34,20 +33,19 @@ class RefuseNulMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if "HTTP_TRANSFER_ENCODING" in request.META:
-            payload = {
-                "type": "invalid_request_error",
-                "code": "length_required",
-                "message": "A request body needs a Content-Length header; chunked transfer encoding is not accepted.",
-            }
-            return JsonResponse({"error": {**payload, "param": None}}, status=411)
+            return _refusal(
+                411,
+                "length_required",
+                "A request body needs a Content-Length header; chunked transfer encoding is not accepted.",
+            )
         if "\x00" in request.path or _query_has_nul(request):
-            payload = {
-                "type": "invalid_request_error",
-                "code": "parameter_invalid",
-                "message": "NUL bytes are not allowed.",
-            }
-            return JsonResponse({"error": {**payload, "param": None}}, status=400)
+            return _refusal(400, "parameter_invalid", "NUL bytes are not allowed.")
         return self.get_response(request)
+
+
+def _refusal(status: int, code: str, message: str) -> JsonResponse:
+    payload = {"type": "invalid_request_error", "code": code, "message": message, "param": None}
+    return JsonResponse({"error": payload}, status=status)
 
 
 def _query_has_nul(request: HttpRequest) -> bool:

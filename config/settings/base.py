@@ -59,7 +59,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "payments.api.middleware.RequestIdMiddleware",
-    "config.middleware.RefuseNulMiddleware",
+    "config.middleware.RefuseUnreadableRequestMiddleware",
     "config.middleware.DatabaseUnavailableMiddleware",  # a lost connection in a non-API view: 503, not 500
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -78,7 +78,7 @@ MIDDLEWARE = [
 # fixed policy for JSON answers instead of the pages' (config/middleware.py).
 API_MIDDLEWARE = [
     "payments.api.middleware.RequestIdMiddleware",
-    "config.middleware.RefuseNulMiddleware",
+    "config.middleware.RefuseUnreadableRequestMiddleware",
     "config.middleware.DatabaseUnavailableMiddleware",  # the webhook endpoint is a plain Django view
     "django.middleware.security.SecurityMiddleware",
     "config.middleware.ApiSecurityHeadersMiddleware",

@@ -2,7 +2,7 @@
 An admin action POSTed with a selected id that cannot be a key of its model is a 400, not a 500.
 
 Django filters `pk__in` with the checkboxes' values as sent: `abc` or `1.5` for an integer key raised
-ValueError, and a NUL byte (the request body is not refused by RefuseNulMiddleware, only URLs) reached
+ValueError, and a NUL byte (the request body is not refused by RefuseUnreadableRequestMiddleware, only URLs) reached
 PostgreSQL; both were 500s on every changelist with an action, ours and django.contrib.auth's alike.
 """
 

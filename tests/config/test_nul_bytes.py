@@ -48,7 +48,7 @@ def test_a_nul_byte_in_an_api_query_is_a_400_in_the_api_error_shape(api):
     ],
 )
 def test_a_nul_in_the_query_is_refused_exactly_when_the_parsed_query_holds_one(rf, query, charset):
-    from config.middleware import RefuseNulMiddleware
+    from config.middleware import RefuseUnreadableRequestMiddleware
 
     content_type = f"text/plain; charset={charset}" if charset else "text/plain"
     request = rf.get(f"/api/v1/payments?{query}", CONTENT_TYPE=content_type)
@@ -56,7 +56,7 @@ def test_a_nul_in_the_query_is_refused_exactly_when_the_parsed_query_holds_one(r
     assert request.encoding == charset
     holds_nul = any("\x00" in key or "\x00" in value for key, values in parsed.GET.lists() for value in values)
 
-    response = RefuseNulMiddleware(lambda request: "passed")(request)
+    response = RefuseUnreadableRequestMiddleware(lambda request: "passed")(request)
 
     assert (response != "passed") == holds_nul
     assert holds_nul == (query in ("a=%00", "%00=a", "a=%2BAAA-"))
